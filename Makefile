@@ -1,0 +1,46 @@
+# fedgpu.platform: the two commands operators and CI need.
+#   make demo       bring up the local platform (containers acting as VMs) and run site.yml on it
+#   make demo-down  remove it
+#   make test       everything the project tests (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+export VENV
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Package cache for the containers (apt-cacher-ng on the project network's gateway): 1 or 0.
+export FEDGPU_APT_CACHE ?= 1
+ifeq ($(FEDGPU_APT_CACHE),1)
+export FEDGPU_APT_PROXY ?= http://$(shell tools/local/substrate.sh gateway):3142
+endif
+
+.PHONY: help bootstrap substrate demo demo-down test lint sanity changelog unit molecule benchmark
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+bootstrap:
+	@tools/bootstrap-host.sh
+
+substrate: bootstrap
+	@tools/local/substrate.sh all
+
+demo: substrate
+	ansible-playbook playbooks/local_up.yml
+	ansible-playbook playbooks/site.yml
+	@ansible-playbook playbooks/local_status.yml
+
+demo-down: bootstrap
+	ansible-playbook playbooks/local_down.yml
+
+test: substrate
+	@tools/run-tests.sh
+
+# Single stages, for development (make test runs them all).
+lint sanity changelog unit molecule: bootstrap
+	@FEDGPU_STAGES=$@ tools/run-tests.sh $(if $(filter molecule,$@),$(SCENARIOS),)
+
+benchmark: substrate
+	@tools/run-benchmarks.sh

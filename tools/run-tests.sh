@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# `make test`: every stage the project tests, a per-stage timing summary at
+# the end, and a non-zero exit if any stage failed. Stages run in order and
+# all of them run even when one fails.
+#   FEDGPU_STAGES   stages to run (default: all of them, in this order)
+#   arguments       Molecule scenario names (default: every scenario)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+all_stages="lint changelog unit sanity molecule"
+stages=${FEDGPU_STAGES:-$all_stages}
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  for f in extensions/molecule/*/molecule.yml; do
+    d=${f%/molecule.yml}; scenarios+=("${d##*/}")
+  done
+fi
+
+results=()
+failed=0
+passed=0
+run_stage() { # run_stage NAME COMMAND...
+  local name=$1 start rc
+  shift
+  printf '\n==== %s: %s\n' "$name" "$*"
+  start=$(date +%s)
+  "$@"
+  rc=$?
+  local secs=$(( $(date +%s) - start ))
+  if [ $rc -eq 0 ]; then passed=$((passed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" ok "$secs")")
+  else failed=$((failed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" FAILED "$secs")"); fi
+  return 0
+}
+
+t0=$(date +%s)
+for stage in $stages; do
+  case $stage in
+    lint)
+      run_stage lint ansible-lint --offline --profile production --nocolor ;;
+    changelog)
+      run_stage changelog antsibull-changelog lint ;;
+    unit)
+      run_stage unit python -m pytest -q tests/unit ;;
+    sanity)
+      run_stage sanity tools/sanity.sh ;;
+    molecule)
+      for s in "${scenarios[@]}"; do
+        run_stage "molecule:$s" molecule test -s "$s"
+      done ;;
+    *)
+      echo "unknown stage $stage" >&2; failed=$((failed + 1)) ;;
+  esac
+done
+
+printf '\n==== timing summary (wall seconds)\n'
+printf '%s\n' "${results[@]}"
+printf '%-34s %-6s %5ss\n' total "" "$(( $(date +%s) - t0 ))"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
