@@ -6,7 +6,7 @@
 #   arguments       Molecule scenario names (default: every scenario)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 all_stages="lint changelog unit sanity molecule"
 stages=${FEDGPU_STAGES:-$all_stages}
 scenarios=("$@")

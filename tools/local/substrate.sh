@@ -23,7 +23,6 @@
 #   FEDGPU_APT_CACHE       1 to run the apt-cacher-ng package cache (default 1)
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
 IMAGE_REPO=${FEDGPU_IMAGE_REPO:-fedgpu/debian}
 CACHE_DIR=${FEDGPU_CACHE_DIR:-/var/cache/fedgpu}
 MIRROR=${FEDGPU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -32,7 +31,7 @@ SUBNET=${FEDGPU_SUBNET:-172.28.71.0/24}
 APT_CACHE=${FEDGPU_APT_CACHE:-1}
 DISTS=${FEDGPU_DISTS:-trixie bookworm}
 if [ -z "${FEDGPU_EXTRA_CA_CERTS+x}" ]; then
-  FEDGPU_EXTRA_CA_CERTS=$(ls /usr/local/share/ca-certificates/*.crt 2>/dev/null | tr '\n' ' ' || true)
+  FEDGPU_EXTRA_CA_CERTS=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sort | tr '\n' ' ')
 fi
 # Packages every local host starts with: what a minimal cloud image has.
 BASE_PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,ca-certificates,iproute2,iputils-ping,procps,sudo,gnupg,curl,less,apt-transport-https
