@@ -36,7 +36,10 @@ t0=$(date +%s)
 for stage in $stages; do
   case $stage in
     lint)
-      run_stage lint ansible-lint --offline --profile production --nocolor ;;
+      # ansible-lint installs the collection under $HOME/.ansible: a HOME of
+      # this tree's own keeps another checkout's copy out of the way.
+      mkdir -p .cache/lint-home
+      run_stage lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor ;;
     changelog)
       run_stage changelog antsibull-changelog lint ;;
     unit)
