@@ -61,19 +61,17 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Plan a fleet from the facts of the GPU workers and apply it
-  hosts: gpu_workers
-  tasks:
-    - name: Read GPUs
-      fedgpu.platform.nvidia_gpu_info:
-      register: gpu_info
+# In a play on the GPU workers: read every host's GPUs, plan once, apply each host's part.
+- name: Read GPUs
+  fedgpu.platform.nvidia_gpu_info:
+  register: gpu_info
 
-    - name: Apply this host's part of the plan
-      fedgpu.platform.nvidia_mig:
-        layouts: "{{ plan[inventory_hostname] }}"
-      vars:
-        fleet: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, ['gpu_info', 'gpus']))) }}"
-        plan: "{{ fleet | fedgpu.platform.mig_plan({'1g.10gb': 20, '3g.40gb': 4}) }}"
+- name: Apply this host's part of the plan
+  fedgpu.platform.nvidia_mig:
+    layouts: "{{ plan[inventory_hostname] }}"
+  vars:
+    fleet: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, ['gpu_info', 'gpus']))) }}"
+    plan: "{{ fleet | fedgpu.platform.mig_plan({'1g.10gb': 20, '3g.40gb': 4}) }}"
 
 - name: Plan from a hand-written fleet
   ansible.builtin.debug:
