@@ -14,7 +14,7 @@ ansible-playbook playbooks/local_up.yml >"$log/up.log"
 run() { # run N: time one site.yml run, keep its log
   local start end
   start=$(date +%s.%N)
-  ANSIBLE_CALLBACKS_ENABLED='' ansible-playbook playbooks/site.yml >"$log/site-$1.log"
+  ansible-playbook playbooks/site.yml >"$log/site-$1.log"
   end=$(date +%s.%N)
   python3 -c "print(f'{$end - $start:.1f}')"
 }
