@@ -126,6 +126,23 @@ def mig_plan(fleet, demand, details=False, exact_limit=mig_planner.EXACT_LIMIT):
     return result["layouts"]
 
 
+def mig_profiles(model=None):
+    """Names of the MIG GPU instance profiles of ``model`` (any name nvidia-smi reports), or of every known model."""
+    if model:
+        key = miglib.resolve_model(model)
+        if key is None:
+            raise AnsibleFilterError("mig_profiles: no MIG profile table for GPU model %r; known: %s" % (model, ", ".join(miglib.model_keys())))
+        keys = [key]
+    else:
+        keys = miglib.model_keys()
+    names = []
+    for key in keys:
+        for profile in miglib.model_profiles(key):
+            if profile.name not in names:
+                names.append(profile.name)
+    return names
+
+
 class FilterModule(object):
     def filters(self):
-        return {"mig_plan": mig_plan}
+        return {"mig_plan": mig_plan, "mig_profiles": mig_profiles}

@@ -252,3 +252,12 @@ def test_no_instances_beyond_the_demand_on_reconfigured_gpus():
     result = mig_plan(fleet, {"1g.10gb": 7, "3g.40gb": 1}, details=True)
     assert result["gpus_used"] == 2
     assert result["supply"] == {"1g.10gb": 7, "3g.40gb": 1}
+
+
+def test_mig_profiles_by_model_and_all():
+    from ansible_collections.fedgpu.platform.plugins.filter.mig_plan import mig_profiles
+    assert mig_profiles('NVIDIA A100-SXM4-80GB') == ['1g.10gb', '1g.10gb+me', '1g.20gb', '2g.20gb', '3g.40gb', '4g.40gb', '7g.80gb']
+    every = mig_profiles(None)
+    assert '4g.24gb' in every and '7g.141gb' in every and len(every) == len(set(every))
+    with pytest.raises(AnsibleFilterError, match='T4'):
+        mig_profiles('Tesla T4')
