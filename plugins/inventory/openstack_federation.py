@@ -1,0 +1,316 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fedgpu.platform developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+name: openstack_federation
+short_description: Servers of several federated OpenStack clouds, queried in parallel
+version_added: 0.1.0
+description:
+  - Reads several clouds from C(clouds.yaml) (all of them, or a list with regions) and queries them in parallel.
+  - One host per server. C(ansible_host) is the server's private (fixed) address, or its public (floating) address when it has one;
+    a node without a public address gets an SSH jump through the public address of its cluster's front end
+    (the front end on the same site when there is one).
+  - "Groups, in this order: C(site_<site>), C(cluster_<cluster>), the node group (C(<group>), e.g. C(frontend), C(gpu)),
+    C(gpu_<model>) for nodes whose flavor has GPUs, then O(groups) and O(keyed_groups)."
+  - Host variables C(fedgpu_*) describe each node (site, region, cluster, group, index, addresses, flavor, GPU facts).
+    O(compose) runs after them, then O(groups), then O(keyed_groups), as with every constructed inventory.
+  - A cloud that does not answer is reported as a warning and skipped, unless O(fail_on_errors=true) (strict mode).
+  - Uses the inventory cache when O(cache=true); a result read from the cache is not written back, so reading it does not
+    extend its lifetime.
+  - The inventory file name must end in C(.openstack_federation.yml) or C(.openstack_federation.yaml).
+author:
+  - fedgpu.platform developers (@fedgpu)
+requirements:
+  - python >= 3.9
+  - openstacksdk >= 1.0 (tested with 4.22)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: The name of this plugin.
+    type: str
+    required: true
+    choices: [fedgpu.platform.openstack_federation]
+  clouds:
+    description:
+      - Clouds to query, as names from C(clouds.yaml) or as dicts with C(name) and C(region). Default every cloud in C(clouds.yaml).
+    type: list
+    elements: raw
+    default: []
+  clouds_yaml:
+    description: Path of the C(clouds.yaml) to read (default the usual search path, C(OS_CLIENT_CONFIG_FILE) first).
+    type: path
+  clusters:
+    description: Only servers whose C(fedgpu_cluster) metadata is one of these. Default every cluster.
+    type: list
+    elements: str
+    default: []
+  only_clusters:
+    description: Only servers made by M(fedgpu.platform.cluster) (with C(fedgpu_cluster) metadata). V(false) lists every server.
+    type: bool
+    default: true
+  metadata:
+    description: Only servers whose metadata has all these key/value pairs.
+    type: dict
+    default: {}
+  fail_on_errors:
+    description: Strict mode. Fail when a cloud cannot be queried instead of warning and skipping it.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds to wait for each API call.
+    type: int
+    default: 15
+  max_workers:
+    description: Clouds queried at the same time.
+    type: int
+    default: 8
+  jump_user:
+    description: User for the SSH jump through the front end (C(ProxyJump=user@address)). Default no user (the SSH default).
+    type: str
+  gpu_model_keys:
+    description: Flavor extra specs that name the GPU model, first match wins.
+    type: list
+    elements: str
+    default: ['gpu:model', 'gpu_model', 'aggregate_instance_extra_specs:gpu_model']
+'''
+
+EXAMPLES = r'''
+# inventories/openstack/fedgpu.openstack_federation.yml
+plugin: fedgpu.platform.openstack_federation
+clouds:
+  - name: cnaf
+    region: RegionOne
+  - recas
+clusters: [ml]
+jump_user: ubuntu
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/fedgpu-inventory
+cache_timeout: 300
+compose:
+  ansible_user: "'ubuntu'"
+keyed_groups:
+  - key: fedgpu_flavor
+    prefix: flavor
+groups:
+  big_gpu: fedgpu_gpu.count >= 2
+'''
+
+import concurrent.futures
+import time
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.display import Display
+
+from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_federation import (
+    HAS_OPENSTACKSDK, META_CLUSTER, META_FRONTEND, META_GROUP, META_INDEX, gpu_info, load_cloud_config, server_addresses)
+
+if HAS_OPENSTACKSDK:
+    import openstack.config
+
+display = Display()
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+
+    NAME = 'fedgpu.platform.openstack_federation'
+    SUFFIXES = ('.openstack_federation.yml', '.openstack_federation.yaml')
+
+    def verify_file(self, path):
+        if not super(InventoryModule, self).verify_file(path):
+            return False
+        return path.endswith(self.SUFFIXES)
+
+    # --------------------------------------------------------------- query
+    def _cloud_list(self):
+        wanted = self.get_option('clouds') or []
+        clouds = []
+        for entry in wanted:
+            if isinstance(entry, dict):
+                if not entry.get('name'):
+                    raise AnsibleParserError('clouds: every entry needs a name: %s' % entry)
+                clouds.append((entry['name'], entry.get('region')))
+            else:
+                clouds.append((str(entry), None))
+        if not clouds:
+            path = self.get_option('clouds_yaml')
+            config = openstack.config.OpenStackConfig(config_files=[path]) if path else openstack.config.OpenStackConfig()
+            clouds = [(name, None) for name in sorted(config.get_cloud_names())]
+        if not clouds:
+            raise AnsibleParserError('no clouds found in clouds.yaml')
+        return clouds
+
+    def _query_cloud(self, cloud, region):
+        """One cloud: a token and the detailed server list, nothing else.
+
+        Two requests per cloud: the token (a v3 auth plugin, so no version
+        discovery) and ``GET /servers/detail`` at compute microversion 2.47,
+        which embeds each server's flavor with its extra specs.
+        """
+        start = time.time()
+        cloud_region = load_cloud_config(cloud, region, self.get_option('clouds_yaml'))
+        auth = cloud_region.config.get('auth') or {}
+        if cloud_region.config.get('auth_type') in (None, 'password') and str(auth.get('auth_url', '')).rstrip('/').endswith('/v3'):
+            # Same credentials, without the identity version discovery.
+            cloud_region = load_cloud_config(cloud, region, self.get_option('clouds_yaml'), auth_type='v3password')
+        timeout = self.get_option('timeout')
+        cloud_region.config['api_timeout'] = timeout
+        session = cloud_region.get_session()
+        endpoint = cloud_region.get_endpoint('compute') or session.get_endpoint(
+            service_type='compute', interface=cloud_region.get_interface() or 'public', region_name=cloud_region.get_region_name())
+        url = endpoint.rstrip('/') + '/servers/detail'
+        headers = {'OpenStack-API-Version': 'compute 2.47', 'X-OpenStack-Nova-API-Version': '2.47', 'Accept': 'application/json'}
+        servers = []
+        while url:
+            resp = session.get(url, headers=headers, timeout=timeout, raise_exc=True)
+            body = resp.json()
+            for server in body.get('servers', []):
+                flavor = server.get('flavor') or {}
+                image = server.get('image')
+                servers.append({
+                    'id': server['id'],
+                    'name': server['name'],
+                    'status': server.get('status'),
+                    'metadata': dict(server.get('metadata') or {}),
+                    'addresses': server.get('addresses') or {},
+                    'flavor': {
+                        'name': flavor.get('original_name') or flavor.get('name'),
+                        'vcpus': flavor.get('vcpus'),
+                        'ram': flavor.get('ram'),
+                        'extra_specs': dict(flavor.get('extra_specs') or {}),
+                    },
+                    'image_id': image.get('id') if isinstance(image, dict) else None,
+                    'key_name': server.get('key_name'),
+                    'availability_zone': server.get('OS-EXT-AZ:availability_zone'),
+                    'project_id': server.get('tenant_id'),
+                })
+            url = next((link['href'] for link in body.get('servers_links') or [] if link.get('rel') == 'next'), None)
+        return {'cloud': cloud, 'region': cloud_region.get_region_name(), 'servers': servers, 'seconds': round(time.time() - start, 3)}
+
+    def _query(self):
+        clouds = self._cloud_list()
+        results = []
+        errors = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(self.get_option('max_workers'), len(clouds)))) as pool:
+            futures = [(name, region, pool.submit(self._query_cloud, name, region)) for name, region in clouds]
+            for name, region, fut in futures:
+                try:
+                    results.append(fut.result())
+                except Exception as exc:  # pylint: disable=broad-except
+                    errors.append((name, region, to_native(exc)))
+        for name, region, err in errors:
+            msg = 'openstack_federation: cloud %s%s cannot be queried: %s' % (name, ' (%s)' % region if region else '', err)
+            if self.get_option('fail_on_errors'):
+                raise AnsibleParserError(msg)
+            display.warning(msg + '; skipped')
+        return {'clouds': results, 'errors': [{'cloud': n, 'region': r, 'error': e} for n, r, e in errors]}
+
+    # ------------------------------------------------------------ populate
+    def _selected(self, server):
+        md = server['metadata']
+        if self.get_option('only_clusters') and not md.get(META_CLUSTER):
+            return False
+        clusters = self.get_option('clusters')
+        if clusters and md.get(META_CLUSTER) not in clusters:
+            return False
+        for key, value in (self.get_option('metadata') or {}).items():
+            if md.get(key) != str(value):
+                return False
+        return True
+
+    def _populate(self, data):
+        strict = self.get_option('strict')
+        keys = self.get_option('gpu_model_keys')
+        hosts = []
+        for cloud in data['clouds']:
+            for server in cloud['servers']:
+                if self._selected(server):
+                    hosts.append((cloud, server))
+        names = {}
+        for cloud, server in hosts:
+            names.setdefault(server['name'], []).append(cloud['cloud'])
+        # Front ends: per cluster, per site, the public address.
+        frontends = {}
+        facts = []
+        for cloud, server in hosts:
+            md = server['metadata']
+            private, public = server_addresses(server, 'fedgpu-%s' % md[META_CLUSTER] if md.get(META_CLUSTER) else None)
+            gpu = gpu_info(server['flavor']['extra_specs'], keys)
+            hostname = server['name'] if len(names[server['name']]) == 1 else '%s_%s' % (server['name'], cloud['cloud'])
+            is_frontend = md.get(META_FRONTEND) == 'true'
+            if is_frontend and public:
+                frontends.setdefault(md.get(META_CLUSTER), {}).setdefault(cloud['cloud'], public)
+            index = md.get(META_INDEX)
+            facts.append((hostname, cloud, server, {
+                'fedgpu_site': cloud['cloud'],
+                'fedgpu_region': cloud['region'],
+                'fedgpu_cluster': md.get(META_CLUSTER),
+                'fedgpu_group': md.get(META_GROUP),
+                'fedgpu_index': int(index) if index and index.isdigit() else None,
+                'fedgpu_frontend': is_frontend,
+                'fedgpu_server_id': server['id'],
+                'fedgpu_status': server['status'],
+                'fedgpu_flavor': server['flavor']['name'],
+                'fedgpu_gpu': {'count': gpu['count'], 'model': gpu['model']},
+                'fedgpu_private_ip': private,
+                'fedgpu_public_ip': public,
+                'fedgpu_metadata': md,
+                'fedgpu_availability_zone': server.get('availability_zone'),
+            }))
+        jump_user = self.get_option('jump_user')
+        for hostname, cloud, server, hv in facts:
+            self.inventory.add_host(hostname)
+            address = hv['fedgpu_public_ip'] or hv['fedgpu_private_ip']
+            if address:
+                hv['ansible_host'] = address
+            if not hv['fedgpu_public_ip'] and hv['fedgpu_cluster'] in frontends:
+                fe = frontends[hv['fedgpu_cluster']]
+                jump = fe.get(cloud['cloud']) or fe[sorted(fe)[0]]
+                hv['fedgpu_jump_host'] = jump
+                target = '%s@%s' % (jump_user, jump) if jump_user else jump
+                hv['ansible_ssh_common_args'] = '-o ProxyJump=%s' % target
+            for key, value in hv.items():
+                self.inventory.set_variable(hostname, key, value)
+            for group in ('site_%s' % cloud['cloud'], 'cluster_%s' % hv['fedgpu_cluster'] if hv['fedgpu_cluster'] else None,
+                          hv['fedgpu_group'], 'gpu_%s' % hv['fedgpu_gpu']['model'] if hv['fedgpu_gpu']['model'] else None):
+                if group:
+                    group = self._sanitize_group_name(group)
+                    self.inventory.add_group(group)
+                    self.inventory.add_child(group, hostname)
+            # Constructable, in the documented order.
+            self._set_composite_vars(self.get_option('compose'), hv, hostname, strict=strict)
+            hostvars = self.inventory.get_host(hostname).get_vars()
+            self._add_host_to_composed_groups(self.get_option('groups'), hostvars, hostname, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option('keyed_groups'), hostvars, hostname, strict=strict)
+
+    # --------------------------------------------------------------- parse
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
+        if not HAS_OPENSTACKSDK:
+            raise AnsibleParserError('the openstack_federation inventory plugin needs the openstacksdk Python library')
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        user_cache_setting = self.get_option('cache')
+        attempt_to_read_cache = user_cache_setting and cache
+        cache_needs_update = user_cache_setting and not cache
+        data = None
+        if attempt_to_read_cache:
+            try:
+                data = self._cache[cache_key]
+            except KeyError:
+                cache_needs_update = True
+        if data is None:
+            data = self._query()
+        if cache_needs_update and not data['errors']:
+            # A partial answer (a cloud was down) is never cached.
+            self._cache[cache_key] = data
+        self._populate(data)
