@@ -16,7 +16,7 @@ ifeq ($(FEDGPU_APT_CACHE),1)
 export FEDGPU_APT_PROXY ?= http://$(shell tools/local/substrate.sh gateway):3142
 endif
 
-.PHONY: help bootstrap substrate demo demo-down test lint sanity changelog unit molecule benchmark
+.PHONY: help bootstrap substrate demo demo-down test lint sanity changelog unit openstack molecule benchmark
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -39,7 +39,7 @@ test: substrate
 	@tools/run-tests.sh
 
 # Single stages, for development (make test runs them all).
-lint sanity changelog unit molecule: bootstrap
+lint sanity changelog unit openstack molecule: bootstrap
 	@FEDGPU_STAGES=$@ tools/run-tests.sh $(if $(filter molecule,$@),$(SCENARIOS),)
 
 benchmark: substrate
