@@ -16,7 +16,7 @@ It uses the running test sites, or starts three and stops them afterwards.
 openstack.cloud 2.5 needs openstacksdk < 4.15, so it runs in its own venv
 (``--bench-venv``, default .cache/bench-venv: ansible-core + openstacksdk
 4.14.0, created when missing); our plugin runs in FEDGPU_VENV (default
-.venv, else /tmp/probe-venv).  Results are printed and written to
+.venv).  Results are printed and written to
 benchmarks/results/inventory.json.  Goal: ratio >= 3, cached <= 0.3 s.
 """
 import argparse
@@ -29,38 +29,11 @@ import tempfile
 import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration', 'openstack'))
+from osenv import default_venv, reexec_in_venv, sites_down, sites_up  # noqa: E402 pylint: disable=wrong-import-position
 PORTS = (5000, 8774, 9696, 9292, 8778)
 
 
-def default_venv():
-    if os.environ.get('FEDGPU_VENV'):
-        return os.environ['FEDGPU_VENV']
-    return os.path.join(ROOT, '.venv') if os.path.exists(os.path.join(ROOT, '.venv', 'bin', 'python')) else '/tmp/probe-venv'
-
-
-def reexec_in_venv():
-    """Run under the Ansible venv (it has PyYAML, ansible-core, openstacksdk)."""
-    py = os.path.join(default_venv(), 'bin', 'python')
-    try:
-        import yaml  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
-        import ansible  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
-    except ImportError:
-        if os.path.exists(py) and os.path.realpath(sys.prefix) != os.path.realpath(default_venv()):
-            os.execv(py, [py] + sys.argv)
-        raise
-
-
-def sites_up(n_sites):
-    """Start the loopback test sites unless they run; True if this call started them."""
-    sites_sh = os.path.join(ROOT, 'tests', 'integration', 'openstack', 'sites.sh')
-    if subprocess.run(['bash', sites_sh, 'status'], capture_output=True, check=False).returncode == 0:
-        return False
-    subprocess.run(['bash', sites_sh, 'start', '--sites', str(n_sites)], check=True)
-    return True
-
-
-def sites_down():
-    subprocess.run(['bash', os.path.join(ROOT, 'tests', 'integration', 'openstack', 'sites.sh'), 'stop'], check=False)
 
 
 HARNESS = r'''

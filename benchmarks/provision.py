@@ -17,59 +17,23 @@ Results are printed and written to benchmarks/results/provision.json.
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLOUDS_YAML = os.path.join(ROOT, '.cache', 'openstack-sites', 'clouds.yaml')
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration', 'openstack'))
+import osenv  # noqa: E402 pylint: disable=wrong-import-position
+from osenv import reexec_in_venv, sites_down, sites_up  # noqa: E402 pylint: disable=wrong-import-position
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 
 
-def default_venv():
-    if os.environ.get('FEDGPU_VENV'):
-        return os.environ['FEDGPU_VENV']
-    return os.path.join(ROOT, '.venv') if os.path.exists(os.path.join(ROOT, '.venv', 'bin', 'python')) else '/tmp/probe-venv'
-
-
-def reexec_in_venv():
-    """Run under the Ansible venv (it has PyYAML, ansible-core, openstacksdk)."""
-    py = os.path.join(default_venv(), 'bin', 'python')
-    try:
-        import yaml  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
-        import ansible  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
-    except ImportError:
-        if os.path.exists(py) and os.path.realpath(sys.prefix) != os.path.realpath(default_venv()):
-            os.execv(py, [py] + sys.argv)
-        raise
-
-
-def sites_up(n_sites):
-    """Start the loopback test sites unless they run; True if this call started them."""
-    sites_sh = os.path.join(ROOT, 'tests', 'integration', 'openstack', 'sites.sh')
-    if subprocess.run(['bash', sites_sh, 'status'], capture_output=True, check=False).returncode == 0:
-        return False
-    subprocess.run(['bash', sites_sh, 'start', '--sites', str(n_sites)], check=True)
-    return True
-
-
-def sites_down():
-    subprocess.run(['bash', os.path.join(ROOT, 'tests', 'integration', 'openstack', 'sites.sh'), 'stop'], check=False)
 
 
 def run_module(args):
-    args = dict(args, clouds_yaml=CLOUDS_YAML, clouds=[{'name': 'site-a'}, {'name': 'site-b'}])
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, 'args.json')
-        with open(path, 'w') as f:
-            json.dump({'ANSIBLE_MODULE_ARGS': args}, f)
-        env = dict(os.environ, PYTHONPATH=COLLECTIONS, PYTHONWARNINGS='ignore')
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, '-m', 'ansible_collections.fedgpu.platform.plugins.modules.cluster', path],
-                              capture_output=True, text=True, env=env, cwd=tmp, check=False)
-        elapsed = time.perf_counter() - start
-    result = json.loads(proc.stdout)
+    """Run the cluster module as Ansible runs it (osenv.run_module); its wall time and result."""
+    start = time.perf_counter()
+    result = osenv.run_module(args)
+    elapsed = time.perf_counter() - start
     if result.get('failed'):
         raise SystemExit('module failed: %s' % result.get('msg'))
     return elapsed, result

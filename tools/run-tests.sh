@@ -17,18 +17,25 @@ if [ ${#scenarios[@]} -eq 0 ]; then
 fi
 
 results=()
+failed_logs=()
 failed=0
 passed=0
+# Each stage's output also goes to .cache/test-logs/<stage>.log; the lines
+# that say why a stage failed are printed again after the summary, so that
+# the end of the output (all a CI front end may show) carries the reason.
+logdir=$root/.cache/test-logs
+mkdir -p "$logdir"
 run_stage() { # run_stage NAME COMMAND...
-  local name=$1 start rc
+  local name=$1 start rc log
   shift
+  log=$logdir/${name//[^A-Za-z0-9_.-]/_}.log
   printf '\n==== %s: %s\n' "$name" "$*"
   start=$(date +%s)
-  "$@"
-  rc=$?
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
   local secs=$(( $(date +%s) - start ))
-  if [ $rc -eq 0 ]; then passed=$((passed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" ok "$secs")")
-  else failed=$((failed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" FAILED "$secs")"); fi
+  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" ok "$secs")")
+  else failed=$((failed + 1)); failed_logs+=("$name=$log"); results+=("$(printf '%-34s %-6s %5ss' "$name" FAILED "$secs")"); fi
   return 0
 }
 
@@ -53,7 +60,7 @@ for stage in $stages; do
       # stage, reported as such in the summary.
       run_stage openstack bash tests/integration/openstack/run.sh
       if [[ ${results[-1]} == *FAILED* ]]; then
-        unset 'results[-1]'; failed=$((failed - 1))
+        unset 'results[-1]'; unset 'failed_logs[-1]'; failed=$((failed - 1))
         echo "openstack stage failed: running it once more"
         run_stage "openstack (2nd try)" bash tests/integration/openstack/run.sh
       fi ;;
@@ -69,5 +76,11 @@ done
 printf '\n==== timing summary (wall seconds)\n'
 printf '%s\n' "${results[@]}"
 printf '%-34s %-6s %5ss\n' total "" "$(( $(date +%s) - t0 ))"
+for entry in "${failed_logs[@]}"; do
+  # Why it failed: Ansible's fatal/failed task lines, Molecule and pytest
+  # errors, each cut to 400 characters; the whole log is named.
+  printf '\n==== why %s failed (full log: %s)\n' "${entry%%=*}" "${entry#*=}"
+  grep -E -B1 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E ' "${entry#*=}" | cut -c1-400 | tail -n 40
+done
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

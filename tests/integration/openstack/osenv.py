@@ -18,6 +18,35 @@ IMAGE = 'fedgpu-test-image'
 SITE_A, SITE_B = 'site-a', 'site-b'
 
 
+def default_venv():
+    """The Ansible venv: FEDGPU_VENV, else the checkout's .venv (tools/bootstrap-host.sh)."""
+    return os.environ.get('FEDGPU_VENV') or os.path.join(ROOT, '.venv')
+
+
+def reexec_in_venv():
+    """Run the calling script again under the Ansible venv unless this Python has Ansible and PyYAML."""
+    py = os.path.join(default_venv(), 'bin', 'python')
+    try:
+        import yaml  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
+        import ansible  # noqa: F401 pylint: disable=unused-import,import-outside-toplevel
+    except ImportError:
+        if os.path.exists(py) and os.path.realpath(sys.prefix) != os.path.realpath(default_venv()):
+            os.execv(py, [py] + sys.argv)
+        raise SystemExit('no Ansible venv at %s: run tools/bootstrap-host.sh or set FEDGPU_VENV' % default_venv())
+
+
+def sites_up(n_sites):
+    """Start the loopback test sites unless they run; True if this call started them."""
+    if subprocess.run(['bash', SITES_SH, 'status'], capture_output=True, check=False).returncode == 0:
+        return False
+    subprocess.run(['bash', SITES_SH, 'start', '--sites', str(n_sites)], check=True)
+    return True
+
+
+def sites_down():
+    subprocess.run(['bash', SITES_SH, 'stop'], check=False)
+
+
 def ansible_env(extra=None):
     env = dict(os.environ)
     env.update({

@@ -9,16 +9,14 @@
 #   bash tests/integration/openstack/run.sh [pytest args]
 #
 # FEDGPU_VENV: the Ansible venv to run pytest/ansible from (default
-# <repo>/.venv if it exists, else /tmp/probe-venv).  It needs ansible-core,
+# <repo>/.venv, made by tools/bootstrap-host.sh).  It needs ansible-core,
 # openstacksdk, pytest and PyYAML.  The OpenStack services get their own venv
 # (FEDGPU_OS_VENV, default <repo>/.cache/openstack-venv), made by sites.sh.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "${HERE}/../../.." && pwd)"
-if [ -z "${FEDGPU_VENV:-}" ]; then
-  if [ -x "${ROOT}/.venv/bin/python" ]; then FEDGPU_VENV="${ROOT}/.venv"; else FEDGPU_VENV=/tmp/probe-venv; fi
-fi
+FEDGPU_VENV="${FEDGPU_VENV:-${ROOT}/.venv}"
 PY="${FEDGPU_VENV}/bin/python"
 if [ ! -x "$PY" ]; then
   echo "run.sh: no Python at ${PY}; set FEDGPU_VENV to the Ansible venv" >&2

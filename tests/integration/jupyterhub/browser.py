@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Drive a real browser (Chromium, headless, through Selenium) through the
+platform's JupyterHub as a researcher would: the hub's login page, the
+identity provider's login form, the spawn form, JupyterLab.
+
+Prints one JSON object on stdout:
+  login          "ok", "refused" (the hub answered 403) or "bad-credentials"
+                 (the provider kept its login form)
+  user           the hub's user name (from the URL), when logged in
+  environments   option values of the spawn form's <select name="environment">
+  flavours       option values of the spawn form's <select name="flavour">
+  spawned        whether the server started and JupyterLab opened
+  spawn_error    the text the hub showed when the spawn failed, else null
+  lab_url        the URL of the user's JupyterLab
+  home_listing   names in the user's home, read through the server's own
+                 contents API with the browser's cookies
+Screenshots (PNG) go to --screenshots: NN-<user>-<step>.png. Exit code 0
+whenever the JSON was printed; 2 when the browser could not be driven.
+
+Usage: browser.py --hub https://jh-hub --user alice --password PW
+                  [--env NAME] [--flavour NAME] [--no-spawn]
+                  [--screenshots DIR] [--timeout SECONDS]
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from urllib.parse import urlparse
+
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+# Headless on a closed network (see docs: without the background-networking
+# flags Chromium floods the network with connections it cannot make).
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--window-size=1280,900",
+]
+
+
+class Browser:
+    def __init__(self, args):
+        self.args = args
+        self.step = 0
+        self.profile = tempfile.mkdtemp(prefix="fedgpu-chromium-")
+        options = webdriver.ChromeOptions()
+        options.binary_location = args.chromium
+        for flag in CHROMIUM_FLAGS + ["--user-data-dir=" + self.profile]:
+            options.add_argument(flag)
+        # The hub's and the provider's certificates come from test CAs the
+        # browser's profile does not know; their chains are checked by the
+        # hub host (curl --cacert) in the scenario.
+        options.accept_insecure_certs = True
+        self.driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
+        self.driver.set_page_load_timeout(args.timeout)
+
+    def shot(self, name):
+        if not self.args.screenshots:
+            return
+        os.makedirs(self.args.screenshots, exist_ok=True)
+        self.step += 1
+        path = os.path.join(self.args.screenshots, "%02d-%s-%s.png" % (self.step, self.args.user, name))
+        self.driver.save_screenshot(path)
+
+    def wait(self, condition, timeout=None):
+        return WebDriverWait(self.driver, timeout or self.args.timeout, poll_frequency=0.5).until(condition)
+
+    def body_text(self):
+        try:
+            return self.driver.find_element(By.TAG_NAME, "body").text
+        except NoSuchElementException:
+            return ""
+
+    def close(self):
+        try:
+            self.driver.quit()
+        except WebDriverException:
+            pass
+
+
+def hub_host(args):
+    return urlparse(args.hub).netloc
+
+
+def run(args, browser, result):
+    d = browser.driver
+    d.get(args.hub.rstrip("/") + "/hub/login")
+    browser.shot("hub-login")
+    # The hub's login page: the button that starts the OpenID Connect flow.
+    d.find_element(By.CSS_SELECTOR, "a[href*='oauth_login']").click()
+    browser.wait(lambda drv: drv.find_elements(By.NAME, "login") or urlparse(drv.current_url).netloc == hub_host(args))
+    if urlparse(d.current_url).netloc != hub_host(args):
+        browser.shot("provider-login")
+        d.find_element(By.NAME, "login").send_keys(args.user)
+        d.find_element(By.NAME, "password").send_keys(args.password)
+        d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        browser.wait(lambda drv: urlparse(drv.current_url).netloc == hub_host(args) or drv.find_elements(By.ID, "error"))
+    if urlparse(d.current_url).netloc != hub_host(args):
+        result["login"] = "bad-credentials"
+        browser.shot("provider-refused")
+        return
+    browser.wait(lambda drv: drv.execute_script("return document.readyState") == "complete")
+    text = browser.body_text()
+    if re.search(r"\b403\b", d.title) or re.search(r"^\s*403\b", text, re.M):
+        result["login"] = "refused"
+        result["message"] = text[:500]
+        browser.shot("hub-refused")
+        return
+    result["login"] = "ok"
+    # Where the hub lands a logged-in user: /hub/spawn or /hub/home.
+    d.get(args.hub.rstrip("/") + "/hub/spawn")
+    path = urlparse(d.current_url).path
+    if "/user/" in path:  # a server already runs: the hub sends the user there
+        result["user"] = path.split("/user/", 1)[1].split("/", 1)[0]
+    else:
+        browser.wait(lambda drv: drv.find_elements(By.NAME, "flavour") or drv.find_elements(By.NAME, "environment"))
+        result["environments"] = [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "select[name=environment] option")]
+        result["flavours"] = [o.get_attribute("value") for o in d.find_elements(By.CSS_SELECTOR, "select[name=flavour] option")]
+        browser.shot("spawn-form")
+        if args.no_spawn:
+            return
+        if args.env:
+            Select(d.find_element(By.NAME, "environment")).select_by_value(args.env)
+        if args.flavour:
+            Select(d.find_element(By.NAME, "flavour")).select_by_value(args.flavour)
+        browser.shot("spawn-form-chosen")
+        d.find_element(By.CSS_SELECTOR, "form#spawn_form, form[action*='spawn']").submit()
+
+        def settled(drv):
+            p = urlparse(drv.current_url).path
+            if "/user/" in p and "/lab" in p:
+                return "lab"
+            t = browser.body_text()
+            # The pending page's "Spawn failed: ...", or the hub's error page ("500 : ...").
+            if "Spawn failed" in t or re.search(r"^\s*[45]\d\d : ", t, re.M):
+                return "error"
+            return False
+
+        state = browser.wait(settled, timeout=args.spawn_timeout)
+        if state == "error":
+            time.sleep(1)  # the pending page fills in its message from the event stream
+            result["spawn_error"] = browser.body_text()[:1000]
+            browser.shot("spawn-failed")
+            return
+        path = urlparse(d.current_url).path
+        result["user"] = path.split("/user/", 1)[1].split("/", 1)[0]
+    result["lab_url"] = d.current_url
+    try:
+        browser.wait(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#jp-main-dock-panel, .jp-LabShell"), timeout=60)
+        result["spawned"] = True
+    except TimeoutException:
+        result["spawned"] = "/lab" in urlparse(d.current_url).path
+    time.sleep(2)  # let JupyterLab draw its launcher before the screenshot
+    browser.shot("jupyterlab")
+    # The user's home, through the single-user server's contents API.
+    d.get("%s/user/%s/api/contents" % (args.hub.rstrip("/"), result["user"]))
+    try:
+        listing = json.loads(d.find_element(By.TAG_NAME, "pre").text)
+    except (NoSuchElementException, ValueError):
+        listing = json.loads(browser.body_text() or "{}")
+    result["home_listing"] = sorted(item["name"] for item in listing.get("content", []))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--hub", required=True, help="hub URL, e.g. https://jh-hub")
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", default=os.environ.get("FEDGPU_TEST_PASSWORD"),
+                        help="default: $FEDGPU_TEST_PASSWORD")
+    parser.add_argument("--env", help="environment to choose (option value)")
+    parser.add_argument("--flavour", help="flavour to choose (option value)")
+    parser.add_argument("--no-spawn", action="store_true", help="stop at the spawn form")
+    parser.add_argument("--screenshots", help="directory for PNG screenshots")
+    parser.add_argument("--timeout", type=float, default=30)
+    parser.add_argument("--spawn-timeout", type=float, default=120)
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = parser.parse_args()
+    result = {"login": None, "user": None, "environments": [], "flavours": [], "spawned": False,
+              "spawn_error": None, "lab_url": None, "home_listing": []}
+    try:
+        browser = Browser(args)
+    except WebDriverException as exc:
+        print("cannot start the browser: %s" % exc, file=sys.stderr)
+        return 2
+    try:
+        run(args, browser, result)
+    except (TimeoutException, NoSuchElementException) as exc:
+        result["error"] = "%s at %s: %s" % (type(exc).__name__, browser.driver.current_url, browser.body_text()[:500])
+        try:
+            browser.shot("timeout")
+        except WebDriverException:
+            pass
+    finally:
+        browser.close()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
