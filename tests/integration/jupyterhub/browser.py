@@ -137,6 +137,10 @@ def run(args, browser, result):
             p = urlparse(drv.current_url).path
             if "/user/" in p and "/lab" in p:
                 return "lab"
+            # The spawn form again, with the hub's error (a spawn refused at once).
+            if "/spawn-pending/" not in p and "/hub/spawn" in p and any(
+                    e.is_displayed() for e in drv.find_elements(By.CSS_SELECTOR, ".spawn-error-msg")):
+                return "error"
             t = browser.body_text()
             # The pending page's "Spawn failed: ...", or the hub's error page ("500 : ...").
             if "Spawn failed" in t or re.search(r"^\s*[45]\d\d : ", t, re.M):

@@ -1,0 +1,327 @@
+# Managed by fedgpu.platform.jupyterhub: hub-side logic, imported by
+# /etc/jupyterhub/jupyterhub_config.py.
+#
+# The decisions (which environments and flavours a user may see and pick,
+# which GPU or MIG device a server gets, which areas are linked into the
+# home) are pure functions of plain data, unit-tested without JupyterHub
+# (tests/unit/test_jupyterhub_hub.py). The JupyterHub glue at the end only
+# reads the hub's objects and calls them.
+"""Options filtering by group, GPU/MIG device allocation and home links for JupyterHub."""
+
+import html
+import json
+import os
+
+GPU_KINDS = ("none", "full", "mig")
+
+
+class ChoiceError(ValueError):
+    """The user asked for an environment or flavour they may not use."""
+
+
+class NoFreeDevice(RuntimeError):
+    """Every device a flavour can use is taken by another server."""
+
+
+# ---------------------------------------------------------------- groups
+
+
+def normalise_group(name):
+    """An identity-provider group as a community name: '/ml-infn' -> 'ml-infn'."""
+    return str(name).strip().lstrip("/")
+
+
+def normalise_groups(groups):
+    """Sorted, unique community names from a claim value (list, or one string)."""
+    if groups is None:
+        return []
+    if isinstance(groups, str):
+        groups = [groups]
+    return sorted({normalise_group(g) for g in groups if normalise_group(g)})
+
+
+def groups_from_auth_state(auth_state, claim="wlcg.groups"):
+    """The user's groups from oauthenticator's auth_state (claim read as one key, dots and all)."""
+    user = (auth_state or {}).get("oauth_user") or {}
+    return normalise_groups(user.get(claim, []))
+
+
+# ------------------------------------------------------ options by group
+
+
+def visible(item, groups):
+    """An environment or flavour with no groups is for everyone; otherwise for its groups' members."""
+    wanted = item.get("groups") or []
+    return not wanted or bool(set(wanted) & set(groups))
+
+
+def visible_environments(environments, groups):
+    return [e for e in environments if visible(e, groups)]
+
+
+def visible_flavours(flavours, groups, use_gpu=True):
+    return [f for f in flavours if visible(f, groups) and (use_gpu or f.get("gpu", "none") == "none")]
+
+
+def _option(item, selected=None):
+    name = html.escape(item["name"], quote=True)
+    label = html.escape(item.get("display_name") or item["name"])
+    mark = " selected" if item["name"] == selected else ""
+    return '    <option value="%s"%s>%s</option>' % (name, mark, label)
+
+
+def options_form_html(environments, flavours, selected=None):
+    """The spawn form: two selects, ``environment`` and ``flavour``, values are the items' names.
+
+    ``selected``: the user's last choice (user_options), shown selected again.
+    """
+    selected = selected or {}
+    if not environments or not flavours:
+        return (
+            '<div class="alert alert-warning">No environment or flavour is open to your groups. '
+            "Ask the platform's operators to add your group.</div>"
+        )
+    parts = ['<div class="form-group">', '  <label for="fedgpu-environment">Environment</label>',
+             '  <select class="form-control" name="environment" id="fedgpu-environment">']
+    parts += [_option(e, selected.get("environment")) for e in environments]
+    parts += ["  </select>", "</div>", '<div class="form-group">',
+              '  <label for="fedgpu-flavour">Flavour</label>',
+              '  <select class="form-control" name="flavour" id="fedgpu-flavour">']
+    parts += [_option(f, selected.get("flavour")) for f in flavours]
+    parts += ["  </select>", "</div>"]
+    return "\n".join(parts)
+
+
+def options_from_formdata(formdata):
+    """Form fields (lists of strings) to user_options."""
+    def first(key):
+        value = formdata.get(key) or [""]
+        return value[0] if isinstance(value, (list, tuple)) else value
+    return {"environment": first("environment"), "flavour": first("flavour")}
+
+
+def choose(user_options, groups, environments, flavours, use_gpu=True):
+    """Check a choice against the user's groups; return (environment, flavour) or raise ChoiceError.
+
+    Never trusts the form: a name that is not visible to the groups is refused
+    just like an unknown one. With no choice, the first visible item is used.
+    """
+    envs = visible_environments(environments, groups)
+    flavs = visible_flavours(flavours, groups, use_gpu)
+    shown = ", ".join(groups) or "none"
+    picked = []
+    for kind, key, items, every in (("environment", "environment", envs, environments),
+                                    ("flavour", "flavour", flavs, flavours)):
+        name = (user_options or {}).get(key) or ""
+        if not name:
+            if not items:
+                raise ChoiceError("No %s is open to your groups (%s). Ask the platform's operators." % (kind, shown))
+            picked.append(items[0])
+            continue
+        match = [i for i in items if i["name"] == name]
+        if not match:
+            if any(i["name"] == name for i in every):
+                raise ChoiceError("The %s '%s' is not open to your groups (%s)." % (kind, name, shown))
+            raise ChoiceError("There is no %s named '%s'." % (kind, name))
+        picked.append(match[0])
+    return picked[0], picked[1]
+
+
+# ------------------------------------------------------ device allocation
+
+
+def device_kind(flavour):
+    if flavour.get("gpu", "none") == "mig":
+        return "MIG %s slice" % flavour.get("mig_profile", "?")
+    return "GPU"
+
+
+def device_candidates(flavour, gpus):
+    """The devices a flavour may use: whole GPUs for 'full', slices of its profile for 'mig'."""
+    kind = flavour.get("gpu", "none")
+    if kind == "full":
+        return [d for d in gpus if not d.get("mig_profile")]
+    if kind == "mig":
+        return [d for d in gpus if d.get("mig_profile") == flavour.get("mig_profile")]
+    return []
+
+
+def allocate_device(flavour, gpus, used_ids):
+    """The first free device for a flavour, None for a CPU flavour; NoFreeDevice when all are taken."""
+    if flavour.get("gpu", "none") == "none":
+        return None
+    candidates = device_candidates(flavour, gpus)
+    if not candidates:
+        raise NoFreeDevice("This platform has no %s for the flavour '%s'. Pick another flavour."
+                           % (device_kind(flavour), flavour.get("display_name") or flavour["name"]))
+    used = set(used_ids)
+    for device in candidates:
+        if device["id"] not in used:
+            return device
+    what = device_kind(flavour)
+    plural = "" if len(candidates) == 1 else "s"
+    return _raise_busy(what, plural, len(candidates))
+
+
+def _raise_busy(what, plural, count):
+    if count == 1:
+        raise NoFreeDevice("No free %s right now: the only one is in use. Try again later or pick another flavour." % what)
+    raise NoFreeDevice("No free %s right now: all %d are in use. Try again later or pick another flavour." % (what, count))
+
+
+def used_devices(servers, exclude=None):
+    """Device ids held by active servers: ``servers`` yields (spawner-like, device id or None)."""
+    return {device for spawner, device in servers if device and spawner is not exclude}
+
+
+# ------------------------------------------------------ environment, home
+
+
+def home_links(username, groups, shared_root, collab_root, collab_prefix="collab-"):
+    """Links made in the home: ``shared`` to the user's shared area, one per group to its collaborative area."""
+    links = [("shared", os.path.join(shared_root, username))]
+    links += [(collab_prefix + g, os.path.join(collab_root, g)) for g in groups]
+    return links
+
+
+def spawn_env(environment, device, links, base_path="/usr/local/bin:/usr/bin:/bin"):
+    """Variables of the user's server: the environment's bin/ first, the device, the links to make."""
+    env = {
+        "PATH": "%s/bin:%s" % (environment["path"].rstrip("/"), base_path) if environment.get("path") else base_path,
+        # No device: no GPU visible to CUDA (a CPU flavour on a GPU host).
+        "CUDA_VISIBLE_DEVICES": device["id"] if device else "",
+        "NVIDIA_VISIBLE_DEVICES": device["id"] if device else "void",
+        "FEDGPU_ENVIRONMENT": environment["name"],
+        # name=target;name=target (one line: systemd environment files).
+        "FEDGPU_LINKS": ";".join("%s=%s" % link for link in links),
+    }
+    return env
+
+
+def load_settings(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+# ------------------------------------------------------ JupyterHub glue
+# Everything below touches JupyterHub objects; the decisions are above.
+
+
+def user_facing(exc, status):
+    """``exc`` as an HTTP error whose text JupyterHub shows the user as is.
+
+    JupyterHub replaces the text of other exceptions that end a spawn within
+    a second with "Unhandled error starting server"; it shows an HTTPError's
+    ``jupyterhub_message``. The result is still an instance of ``exc``'s class.
+    """
+    try:
+        from tornado import web
+    except ImportError:  # unit tests without JupyterHub
+        exc.jupyterhub_message = str(exc)
+        return exc
+
+    class Refused(web.HTTPError, type(exc)):
+        pass
+
+    refused = Refused(status, "%s", str(exc))
+    refused.jupyterhub_message = str(exc)
+    return refused
+
+
+def _user_groups(spawner):
+    return normalise_groups(g.name for g in spawner.user.groups)
+
+
+def _servers_with_devices(spawner):
+    users = spawner.user.settings.get("users") or {}
+    for user in list(users.values()):
+        for other in list(user.spawners.values()):
+            if other.active:
+                yield other, getattr(other, "fedgpu_device", None)
+
+
+def make_spawner_class(base):
+    """``base`` with the assigned device kept in the hub's database (survives a hub restart)."""
+
+    class FedgpuSpawner(base):
+        fedgpu_device = None
+
+        def get_state(self):
+            state = super().get_state()
+            if self.fedgpu_device:
+                state["fedgpu_device"] = self.fedgpu_device
+            return state
+
+        def load_state(self, state):
+            super().load_state(state)
+            self.fedgpu_device = state.get("fedgpu_device")
+
+        def clear_state(self):
+            super().clear_state()
+            self.fedgpu_device = None
+
+    FedgpuSpawner.__name__ = "Fedgpu" + base.__name__
+    return FedgpuSpawner
+
+
+def make_hooks(settings):
+    """options_form, options_from_form and pre_spawn_hook for the hub's configuration."""
+    environments = settings["environments"]
+    flavours = settings["flavours"]
+    use_gpu = settings.get("use_gpu", True)
+
+    def options_form(spawner):
+        groups = _user_groups(spawner)
+        return options_form_html(visible_environments(environments, groups),
+                                 visible_flavours(flavours, groups, use_gpu),
+                                 selected=spawner.user_options)
+
+    def options_from_form(formdata, spawner=None):
+        options = options_from_formdata(formdata)
+        if spawner is not None:
+            # Refuse here already so that the form shows the reason.
+            choose(options, _user_groups(spawner), environments, flavours, use_gpu)
+        return options
+
+    def pre_spawn_hook(spawner):
+        groups = _user_groups(spawner)
+        try:
+            # Again here: the REST API starts servers without the form.
+            environment, flavour = choose(spawner.user_options, groups, environments, flavours, use_gpu)
+            # No await between reading the used devices and taking one: the
+            # hub runs hooks on one event loop, so two spawns cannot take the same.
+            device = allocate_device(flavour, settings.get("gpus", []),
+                                     used_devices(_servers_with_devices(spawner), exclude=spawner))
+        except ChoiceError as exc:
+            raise user_facing(exc, 403) from exc
+        except NoFreeDevice as exc:
+            raise user_facing(exc, 409) from exc
+        spawner.fedgpu_device = device["id"] if device else None
+        spawner.mem_limit = flavour.get("mem_limit") or None
+        spawner.cpu_limit = float(flavour["cpu_limit"]) if flavour.get("cpu_limit") else None
+        name = spawner.user.name
+        links = home_links(name, groups, settings["shared_root"], settings["collab_root"], settings.get("collab_prefix", "collab-"))
+        env = spawn_env(environment, device, links)
+        spawner.environment = dict(spawner.environment, **env)
+        if settings.get("spawner") == "docker":
+            _docker_options(spawner, settings, environment, device, name, groups)
+        else:
+            spawner.cmd = [settings["singleuser_wrapper"], environment["path"].rstrip("/") + "/bin/jupyterhub-singleuser"]
+        spawner.log.info("fedgpu: %s starts environment %s, flavour %s, device %s",
+                         name, environment["name"], flavour["name"], spawner.fedgpu_device or "none")
+
+    return options_form, options_from_form, pre_spawn_hook
+
+
+def _docker_options(spawner, settings, environment, device, name, groups):
+    spawner.image = environment.get("image") or settings.get("docker_default_image")
+    home = os.path.join(settings["home_root"], name)
+    volumes = {home: {"bind": "/home/jovyan", "mode": "rw"},
+               os.path.join(settings["shared_root"], name): {"bind": "/home/jovyan/shared", "mode": "rw"}}
+    for group in groups:
+        volumes[os.path.join(settings["collab_root"], group)] = {"bind": "/home/jovyan/collab-" + group, "mode": "rw"}
+    spawner.volumes = volumes
+    host_config = dict(spawner.extra_host_config)
+    if device:
+        host_config["device_requests"] = [{"Driver": "nvidia", "DeviceIDs": [device["id"]], "Capabilities": [["gpu"]]}]
+    spawner.extra_host_config = host_config

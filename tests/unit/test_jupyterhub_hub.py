@@ -1,0 +1,301 @@
+"""Unit tests of the hub-side logic of the jupyterhub role (roles/jupyterhub/files/fedgpu_hub.py).
+
+The module is imported from its file: JupyterHub is not installed here, and
+the logic must not need it.
+"""
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEC = importlib.util.spec_from_file_location("fedgpu_hub", os.path.join(ROOT, "roles", "jupyterhub", "files", "fedgpu_hub.py"))
+hub = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(hub)
+
+ENVS = [
+    {"name": "base", "display_name": "Base", "path": "/opt/conda-envs/base", "groups": []},
+    {"name": "cms-sw", "path": "/opt/conda-envs/cms-sw", "groups": ["cms"]},
+    {"name": "torch", "path": "/opt/conda-envs/torch/", "groups": ["ml-infn"]},
+]
+FLAVOURS = [
+    {"name": "cpu", "gpu": "none", "cpu_limit": 1, "mem_limit": "2G", "groups": []},
+    {"name": "mig-small", "gpu": "mig", "mig_profile": "1g.10gb", "groups": ["cms", "ml-infn"]},
+    {"name": "a100", "gpu": "full", "groups": ["ml-infn"]},
+]
+GPUS = [
+    {"id": "MIG-aaaa-0001", "model": "A100-SXM4-80GB", "mig_profile": "1g.10gb"},
+    {"id": "MIG-aaaa-0002", "model": "A100-SXM4-80GB", "mig_profile": "1g.10gb"},
+    {"id": "MIG-aaaa-0003", "model": "A100-SXM4-80GB", "mig_profile": "3g.40gb"},
+    {"id": "GPU-bbbb-0001", "model": "A100-SXM4-80GB"},
+]
+
+
+class TestGroups:
+    def test_leading_slash_stripped_sorted_unique(self):
+        assert hub.normalise_groups(["/physics", "/cms", "cms", "", "/"]) == ["cms", "physics"]
+
+    def test_single_string_and_none(self):
+        assert hub.normalise_groups("/ml-infn") == ["ml-infn"]
+        assert hub.normalise_groups(None) == []
+
+    def test_claim_with_dots_is_one_key(self):
+        state = {"oauth_user": {"wlcg.groups": ["/ml-infn"], "wlcg": {"groups": ["/wrong"]}}}
+        assert hub.groups_from_auth_state(state, "wlcg.groups") == ["ml-infn"]
+
+    def test_missing_claim_gives_no_groups(self):
+        assert hub.groups_from_auth_state({"oauth_user": {}}, "wlcg.groups") == []
+        assert hub.groups_from_auth_state(None) == []
+
+
+class TestOptions:
+    def test_visible_by_group(self):
+        assert [e["name"] for e in hub.visible_environments(ENVS, ["cms", "physics"])] == ["base", "cms-sw"]
+        assert [f["name"] for f in hub.visible_flavours(FLAVOURS, ["cms", "physics"])] == ["cpu", "mig-small"]
+        assert [f["name"] for f in hub.visible_flavours(FLAVOURS, ["ml-infn"])] == ["cpu", "mig-small", "a100"]
+
+    def test_no_group_sees_only_open_items(self):
+        assert [e["name"] for e in hub.visible_environments(ENVS, [])] == ["base"]
+
+    def test_gpu_flavours_hidden_without_gpus(self):
+        assert [f["name"] for f in hub.visible_flavours(FLAVOURS, ["ml-infn"], use_gpu=False)] == ["cpu"]
+
+    def test_form_has_the_two_selects_with_names_as_values(self):
+        form = hub.options_form_html(hub.visible_environments(ENVS, ["cms"]), hub.visible_flavours(FLAVOURS, ["cms"]))
+        assert '<select class="form-control" name="environment"' in form
+        assert '<select class="form-control" name="flavour"' in form
+        assert '<option value="base">Base</option>' in form
+        assert '<option value="cms-sw">cms-sw</option>' in form
+        assert "torch" not in form and "a100" not in form
+
+    def test_form_selects_the_last_choice(self):
+        form = hub.options_form_html(ENVS, FLAVOURS, selected={"environment": "torch", "flavour": "a100"})
+        assert '<option value="torch" selected>torch</option>' in form
+        assert '<option value="a100" selected>a100</option>' in form
+        assert form.count(" selected>") == 2
+
+    def test_form_escapes(self):
+        form = hub.options_form_html([{"name": 'x"><script>', "display_name": "<b>"}], FLAVOURS[:1])
+        assert "<script>" not in form and "&lt;b&gt;" in form
+
+    def test_form_without_choices_explains(self):
+        assert "No environment or flavour is open to your groups" in hub.options_form_html([], FLAVOURS)
+
+    def test_formdata(self):
+        assert hub.options_from_formdata({"environment": ["torch"], "flavour": ["a100"]}) == {"environment": "torch", "flavour": "a100"}
+        assert hub.options_from_formdata({}) == {"environment": "", "flavour": ""}
+
+
+class TestChoose:
+    def test_allowed_choice(self):
+        env, flavour = hub.choose({"environment": "cms-sw", "flavour": "mig-small"}, ["cms"], ENVS, FLAVOURS)
+        assert env["name"] == "cms-sw" and flavour["name"] == "mig-small"
+
+    def test_other_groups_environment_refused_even_if_posted(self):
+        with pytest.raises(hub.ChoiceError, match="environment 'torch' is not open to your groups"):
+            hub.choose({"environment": "torch", "flavour": "cpu"}, ["cms"], ENVS, FLAVOURS)
+
+    def test_other_groups_flavour_refused(self):
+        with pytest.raises(hub.ChoiceError, match="flavour 'a100' is not open"):
+            hub.choose({"environment": "base", "flavour": "a100"}, ["cms"], ENVS, FLAVOURS)
+
+    def test_gpu_flavour_refused_when_gpus_are_off(self):
+        with pytest.raises(hub.ChoiceError):
+            hub.choose({"environment": "base", "flavour": "a100"}, ["ml-infn"], ENVS, FLAVOURS, use_gpu=False)
+
+    def test_unknown_name(self):
+        with pytest.raises(hub.ChoiceError, match="no flavour named 'huge'"):
+            hub.choose({"environment": "base", "flavour": "huge"}, ["cms"], ENVS, FLAVOURS)
+
+    def test_no_choice_takes_the_first_visible(self):
+        env, flavour = hub.choose({}, ["ml-infn"], ENVS, FLAVOURS)
+        assert (env["name"], flavour["name"]) == ("base", "cpu")
+
+    def test_nothing_visible(self):
+        with pytest.raises(hub.ChoiceError, match="No environment is open to your groups"):
+            hub.choose({}, ["cms"], [ENVS[2]], FLAVOURS)
+
+
+class TestDevices:
+    def test_cpu_flavour_gets_no_device(self):
+        assert hub.allocate_device(FLAVOURS[0], GPUS, set()) is None
+
+    def test_mig_flavour_gets_a_slice_of_its_profile(self):
+        assert hub.allocate_device(FLAVOURS[1], GPUS, set())["id"] == "MIG-aaaa-0001"
+
+    def test_second_server_gets_another_slice(self):
+        assert hub.allocate_device(FLAVOURS[1], GPUS, {"MIG-aaaa-0001"})["id"] == "MIG-aaaa-0002"
+
+    def test_full_gpu_never_gets_a_slice(self):
+        assert hub.allocate_device(FLAVOURS[2], GPUS, set())["id"] == "GPU-bbbb-0001"
+
+    def test_all_in_use_message(self):
+        with pytest.raises(hub.NoFreeDevice) as err:
+            hub.allocate_device(FLAVOURS[1], GPUS, {"MIG-aaaa-0001", "MIG-aaaa-0002"})
+        assert str(err.value) == ("No free MIG 1g.10gb slice right now: all 2 are in use. "
+                                  "Try again later or pick another flavour.")
+
+    def test_only_one_in_use_message(self):
+        with pytest.raises(hub.NoFreeDevice, match="No free GPU right now: the only one is in use"):
+            hub.allocate_device(FLAVOURS[2], GPUS, {"GPU-bbbb-0001"})
+
+    def test_no_device_of_the_kind(self):
+        with pytest.raises(hub.NoFreeDevice, match="has no MIG 2g.20gb slice"):
+            hub.allocate_device({"name": "m2", "gpu": "mig", "mig_profile": "2g.20gb"}, GPUS, set())
+
+    def test_used_devices_excludes_own_server_and_empty(self):
+        me, other, cpu = object(), object(), object()
+        servers = [(me, "MIG-aaaa-0001"), (other, "MIG-aaaa-0002"), (cpu, None)]
+        assert hub.used_devices(servers, exclude=me) == {"MIG-aaaa-0002"}
+
+
+class TestHomeAndEnv:
+    def test_links(self):
+        links = hub.home_links("alice", ["cms", "physics"], "/nfs/shared", "/nfs/collab")
+        assert links == [("shared", "/nfs/shared/alice"), ("collab-cms", "/nfs/collab/cms"), ("collab-physics", "/nfs/collab/physics")]
+
+    def test_env_of_a_mig_server(self):
+        env = hub.spawn_env(ENVS[2], GPUS[0], [("shared", "/nfs/shared/bob")])
+        assert env["PATH"].startswith("/opt/conda-envs/torch/bin:")
+        assert env["CUDA_VISIBLE_DEVICES"] == "MIG-aaaa-0001"
+        assert env["FEDGPU_LINKS"] == "shared=/nfs/shared/bob"
+        assert "\n" not in env["FEDGPU_LINKS"]
+
+    def test_env_of_a_cpu_server_hides_gpus(self):
+        env = hub.spawn_env(ENVS[0], None, [])
+        assert env["CUDA_VISIBLE_DEVICES"] == ""
+        assert env["NVIDIA_VISIBLE_DEVICES"] == "void"
+
+
+class FakeBase:
+    def get_state(self):
+        return {"unit_name": "u"}
+
+    def load_state(self, state):
+        self.loaded = state
+
+    def clear_state(self):
+        self.cleared = True
+
+
+def test_spawner_class_keeps_the_device_in_its_state():
+    cls = hub.make_spawner_class(FakeBase)
+    spawner = cls()
+    assert spawner.get_state() == {"unit_name": "u"}
+    spawner.fedgpu_device = "MIG-aaaa-0001"
+    state = spawner.get_state()
+    assert state == {"unit_name": "u", "fedgpu_device": "MIG-aaaa-0001"}
+    restarted = cls()
+    restarted.load_state(state)
+    assert restarted.fedgpu_device == "MIG-aaaa-0001"
+    restarted.clear_state()
+    assert restarted.fedgpu_device is None and restarted.cleared
+
+
+# ------------------------------------------------ the glue, with fake hub objects
+
+
+class FakeLog:
+    def info(self, *args):
+        pass
+
+
+class FakeGroup:
+    def __init__(self, name):
+        self.name = name
+
+
+class FakeUser:
+    def __init__(self, name, groups, registry):
+        self.name = name
+        self.groups = [FakeGroup(g) for g in groups]
+        self.settings = {"users": registry}
+        self.spawners = {}
+
+
+class FakeSpawner:
+    def __init__(self, user, options):
+        self.user = user
+        self.user_options = options
+        self.environment = {"LANG": "C.UTF-8"}
+        self.log = FakeLog()
+        self.active = True
+        self.fedgpu_device = None
+        user.spawners[""] = self
+
+
+SETTINGS = {
+    "spawner": "systemd", "environments": ENVS, "flavours": FLAVOURS, "gpus": GPUS, "use_gpu": True,
+    "home_root": "/nfs/private", "shared_root": "/nfs/shared", "collab_root": "/nfs/collab",
+    "collab_prefix": "collab-", "singleuser_wrapper": "/opt/jupyterhub/bin/fedgpu-singleuser",
+}
+
+
+def make_user(registry, name, groups, options):
+    user = FakeUser(name, groups, registry)
+    registry[name] = user
+    return FakeSpawner(user, options)
+
+
+def test_hooks_assign_devices_and_refuse_when_all_are_taken():
+    form, from_form, pre_spawn = hub.make_hooks(SETTINGS)
+    users = {}
+    alice = make_user(users, "alice", ["cms", "physics"], {"environment": "cms-sw", "flavour": "mig-small"})
+    bob = make_user(users, "bob", ["ml-infn"], {"environment": "torch", "flavour": "mig-small"})
+    dave = make_user(users, "dave", ["ml-infn"], {"environment": "torch", "flavour": "mig-small"})
+
+    html_form = form(alice)
+    assert 'value="cms-sw"' in html_form and 'value="torch"' not in html_form
+
+    pre_spawn(alice)
+    pre_spawn(bob)
+    assert {alice.fedgpu_device, bob.fedgpu_device} == {"MIG-aaaa-0001", "MIG-aaaa-0002"}
+    assert alice.environment["CUDA_VISIBLE_DEVICES"] == alice.fedgpu_device
+    assert alice.environment["LANG"] == "C.UTF-8"
+    assert alice.cmd == ["/opt/jupyterhub/bin/fedgpu-singleuser", "/opt/conda-envs/cms-sw/bin/jupyterhub-singleuser"]
+    assert alice.mem_limit is None and alice.cpu_limit is None
+    assert "collab-physics=/nfs/collab/physics" in alice.environment["FEDGPU_LINKS"]
+    with pytest.raises(hub.NoFreeDevice, match="all 2 are in use"):
+        pre_spawn(dave)
+
+    # Alice's server stops: dave gets her slice.
+    alice.active = False
+    pre_spawn(dave)
+    assert dave.fedgpu_device == "MIG-aaaa-0001"
+
+
+def test_hooks_recheck_groups_for_api_spawns():
+    from_form, pre_spawn = hub.make_hooks(SETTINGS)[1:]
+    users = {}
+    alice = make_user(users, "alice", ["cms"], {"environment": "torch", "flavour": "cpu"})
+    with pytest.raises(hub.ChoiceError):
+        pre_spawn(alice)
+    with pytest.raises(hub.ChoiceError):
+        from_form({"environment": ["torch"], "flavour": ["cpu"]}, spawner=alice)
+    assert from_form({"environment": ["cms-sw"], "flavour": ["cpu"]}, spawner=alice) == {"environment": "cms-sw", "flavour": "cpu"}
+
+
+def test_hooks_set_flavour_limits():
+    pre_spawn = hub.make_hooks(SETTINGS)[2]
+    alice = make_user({}, "alice", ["cms"], {"environment": "base", "flavour": "cpu"})
+    pre_spawn(alice)
+    assert alice.mem_limit == "2G" and alice.cpu_limit == 1.0 and alice.fedgpu_device is None
+
+
+def test_user_facing_error_keeps_class_and_text(monkeypatch):
+    import sys
+    import types
+
+    class HTTPError(Exception):
+        def __init__(self, status_code, log_message=None, *args):
+            super().__init__(status_code, log_message)
+            self.status_code = status_code
+
+    tornado = types.ModuleType("tornado")
+    tornado.web = types.ModuleType("tornado.web")
+    tornado.web.HTTPError = HTTPError
+    monkeypatch.setitem(sys.modules, "tornado", tornado)
+    monkeypatch.setitem(sys.modules, "tornado.web", tornado.web)
+    err = hub.user_facing(hub.NoFreeDevice("No free GPU right now"), 409)
+    assert isinstance(err, HTTPError) and isinstance(err, hub.NoFreeDevice)
+    assert err.status_code == 409 and err.jupyterhub_message == "No free GPU right now"
