@@ -27,8 +27,6 @@ from osenv import reexec_in_venv, sites_down, sites_up  # noqa: E402 pylint: dis
 COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 
 
-
-
 def run_module(args):
     """Run the cluster module as Ansible runs it (osenv.run_module); its wall time and result."""
     start = time.perf_counter()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Drive a real browser (Chromium, headless, through Selenium) through the
 platform's JupyterHub as a researcher would: the hub's login page, the
 identity provider's login form, the spawn form, JupyterLab.
