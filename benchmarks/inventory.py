@@ -33,9 +33,6 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration', 'openstack'))
 from osenv import default_venv, reexec_in_venv, sites_down, sites_up  # noqa: E402 pylint: disable=wrong-import-position
 PORTS = (5000, 8774, 9696, 9292, 8778)
 
-
-
-
 HARNESS = r'''
 import json, os, sys, time
 from ansible.parsing.dataloader import DataLoader
