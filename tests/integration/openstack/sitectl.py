@@ -526,6 +526,15 @@ def bring_up(site):
     start_wsgi(site, 'keystone')
     wait_http('http://%s:5000/v3' % site['ip'], name=site['name'] + '-keystone')
     project_id = register_catalog(site)
+    # Keystone's cache (oslo_cache.dict) lives in each worker: a worker that
+    # cached the admin's role assignments before register_catalog gave it the
+    # `service` role keeps answering without it (default 600 s), and then
+    # neutron rejects nova's service token now and then (401 on server
+    # create, seen in CI). Restarting keystone starts every worker's cache
+    # from the finished identity setup.
+    stop_pid(site['name'] + '-keystone')
+    start_wsgi(site, 'keystone')
+    wait_http('http://%s:5000/v3' % site['ip'], name=site['name'] + '-keystone')
     for service in ('placement', 'glance', 'neutron', 'nova'):
         start_wsgi(site, service)
     for service in ('placement', 'glance', 'neutron', 'nova'):
