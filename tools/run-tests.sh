@@ -55,15 +55,8 @@ for stage in $stages; do
       run_stage sanity tools/sanity.sh ;;
     openstack)
       # Real Keystone, Nova, Placement, Neutron and Glance for two sites on
-      # loopback (tests/integration/openstack). One retry of the whole stage
-      # (fresh sites), reported as such in the summary, so that a flaw of the
-      # test clouds themselves shows without hiding it.
-      run_stage openstack bash tests/integration/openstack/run.sh
-      if [[ ${results[-1]} == *FAILED* ]]; then
-        unset 'results[-1]'; unset 'failed_logs[-1]'; failed=$((failed - 1))
-        echo "openstack stage failed: running it once more"
-        run_stage "openstack (2nd try)" bash tests/integration/openstack/run.sh
-      fi ;;
+      # loopback (tests/integration/openstack).
+      run_stage openstack bash tests/integration/openstack/run.sh ;;
     molecule)
       for s in "${scenarios[@]}"; do
         run_stage "molecule:$s" molecule test -s "$s"
