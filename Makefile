@@ -1,6 +1,7 @@
 # fedgpu.platform: the two commands operators and CI need.
 #   make demo       bring up the local platform (containers acting as VMs) and run site.yml on it
 #   make demo-down  remove it
+#   make journeys   the researcher's journeys on the running local platform (tests/integration/demo)
 #   make test       everything the project tests (what CI runs)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -16,7 +17,7 @@ ifeq ($(FEDGPU_APT_CACHE),1)
 export FEDGPU_APT_PROXY ?= http://$(shell tools/local/substrate.sh gateway):3142
 endif
 
-.PHONY: help bootstrap substrate demo demo-down test lint sanity changelog unit openstack molecule benchmark
+.PHONY: help bootstrap substrate demo demo-down demo-test journeys test lint sanity changelog unit openstack molecule benchmark
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -34,6 +35,13 @@ demo: substrate
 
 demo-down: bootstrap
 	ansible-playbook playbooks/local_down.yml
+
+# The demo stage of make test alone: make demo twice, the journeys, make demo-down.
+demo-test: substrate
+	@FEDGPU_STAGES=demo tools/run-tests.sh
+
+journeys: bootstrap
+	python tests/integration/demo/journeys.py $(JOURNEYS)
 
 test: substrate
 	@tools/run-tests.sh

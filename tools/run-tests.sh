@@ -7,7 +7,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
-all_stages="lint changelog unit sanity openstack molecule"
+all_stages="lint changelog unit sanity demo openstack molecule"
 stages=${FEDGPU_STAGES:-$all_stages}
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
@@ -53,6 +53,11 @@ for stage in $stages; do
       run_stage unit python -m pytest -q tests/unit ;;
     sanity)
       run_stage sanity tools/sanity.sh ;;
+    demo)
+      # The whole platform as a user meets it: make demo twice (the second
+      # must change nothing), the researcher's journeys, make demo-down
+      # (tests/integration/demo).
+      run_stage demo bash tests/integration/demo/run.sh ;;
     openstack)
       # Real Keystone, Nova, Placement, Neutron and Glance for two sites on
       # loopback (tests/integration/openstack).
@@ -73,7 +78,7 @@ for entry in "${failed_logs[@]}"; do
   # Why it failed: Ansible's fatal/failed task lines, Molecule and pytest
   # errors, each cut to 400 characters; the whole log is named.
   printf '\n==== why %s failed (full log: %s)\n' "${entry%%=*}" "${entry#*=}"
-  grep -E -B1 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E ' "${entry#*=}" | cut -c1-400 | tail -n 40
+  grep -E -B1 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E |^SKIPPED' "${entry#*=}" | cut -c1-400 | tail -n 40
 done
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.fedgpu.platform.plugins.module_utils import mig as miglib
 
 NVIDIA_SMI_ARGS = dict(
@@ -147,3 +149,39 @@ def current_for_plan(gpu):
 
 def busy_map(gpu):
     return dict((gi["gi_id"], gi["pids"]) for gi in gpu["gpu_instances"] if gi["in_use"])
+
+
+def _profile_memory_mb(profile):
+    """Memory of a MIG profile in MiB, from its name (``3g.40gb`` -> 40960)."""
+    match = re.match(r"^\d+g\.(\d+)gb", str(profile or ""))
+    return int(match.group(1)) * 1024 if match else None
+
+
+def schedulable_devices(gpus):
+    """The devices a scheduler hands out, from :meth:`NvidiaSmi.state`'s GPUs.
+
+    One entry per MIG device of a GPU with MIG enabled, one per whole GPU
+    otherwise (a GPU with MIG enabled and no instance gives nothing). Keys:
+    ``id`` (the UUID CUDA_VISIBLE_DEVICES takes), ``model`` (the product
+    name, as condor_gpu_discovery's DeviceName), ``memory_mb``, and for MIG
+    devices ``mig_profile`` and ``parent`` (the GPU's UUID). This is the
+    shape of htcondor_gpus and jupyterhub_gpus.
+    """
+    devices = []
+    for gpu in gpus:
+        name = str(gpu.get("name") or gpu.get("model") or "").replace("NVIDIA ", "", 1)
+        if gpu["mig_mode"]["current"] != "Enabled":
+            device = {"id": gpu["uuid"], "model": name}
+            if gpu.get("memory_total_mib"):
+                device["memory_mb"] = int(gpu["memory_total_mib"])
+            devices.append(device)
+            continue
+        for gi in gpu["gpu_instances"]:
+            for ci in gi["compute_instances"]:
+                device = {"id": ci["mig_device_uuid"], "model": name, "mig_profile": gi["profile"],
+                          "parent": gpu["uuid"]}
+                memory = _profile_memory_mb(gi["profile"])
+                if memory:
+                    device["memory_mb"] = memory
+                devices.append(device)
+    return devices

@@ -125,11 +125,30 @@ mig_devices:
       placement: 4
       uuid: MIG-c7384736-a75d-5afc-978f-d2f1294409fd
       in_use: true
+devices:
+  description:
+    - The devices a scheduler hands out, in the shape of C(htcondor_gpus) and C(jupyterhub_gpus)
+      of the collection's roles. One per MIG device of a GPU with MIG enabled, one per whole GPU
+      otherwise; a GPU with MIG enabled and no instance gives none.
+    - C(model) is the product name without C(NVIDIA ), as HTCondor's C(DeviceName);
+      C(memory_mb) of a MIG device comes from its profile's name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: MIG-c7384736-a75d-5afc-978f-d2f1294409fd
+      model: A100-SXM4-80GB
+      memory_mb: 40960
+      mig_profile: 3g.40gb
+      parent: GPU-e86cb44c-6756-fd30-cd4a-1e6da3caf9b0
+    - id: GPU-5e1c2a39-0c4a-4f7e-9a53-3b8c5a7e21d4
+      model: H100 80GB HBM3
+      memory_mb: 81559
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fedgpu.platform.plugins.module_utils.nvidia_smi import NVIDIA_SMI_ARGS, NvidiaSmi
+from ansible_collections.fedgpu.platform.plugins.module_utils.nvidia_smi import NVIDIA_SMI_ARGS, NvidiaSmi, schedulable_devices
 
 
 def main():
@@ -152,7 +171,7 @@ def main():
                     "uuid": ci["mig_device_uuid"],
                     "in_use": gi["in_use"],
                 })
-    module.exit_json(changed=False, gpus=gpus, mig_devices=devices)
+    module.exit_json(changed=False, gpus=gpus, mig_devices=devices, devices=schedulable_devices(gpus))
 
 
 if __name__ == "__main__":

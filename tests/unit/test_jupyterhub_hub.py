@@ -231,14 +231,21 @@ SETTINGS = {
 }
 
 
+def settings_with_homes(tmp_path, *names):
+    """SETTINGS with a private area of each user under tmp_path."""
+    for name in names:
+        (tmp_path / "private" / name).mkdir(parents=True)
+    return dict(SETTINGS, home_root=str(tmp_path / "private"))
+
+
 def make_user(registry, name, groups, options):
     user = FakeUser(name, groups, registry)
     registry[name] = user
     return FakeSpawner(user, options)
 
 
-def test_hooks_assign_devices_and_refuse_when_all_are_taken():
-    form, from_form, pre_spawn = hub.make_hooks(SETTINGS)
+def test_hooks_assign_devices_and_refuse_when_all_are_taken(tmp_path):
+    form, from_form, pre_spawn = hub.make_hooks(settings_with_homes(tmp_path, "alice", "bob", "dave"))
     users = {}
     alice = make_user(users, "alice", ["cms", "physics"], {"environment": "cms-sw", "flavour": "mig-small"})
     bob = make_user(users, "bob", ["ml-infn"], {"environment": "torch", "flavour": "mig-small"})
@@ -275,11 +282,24 @@ def test_hooks_recheck_groups_for_api_spawns():
     assert from_form({"environment": ["cms-sw"], "flavour": ["cpu"]}, spawner=alice) == {"environment": "cms-sw", "flavour": "cpu"}
 
 
-def test_hooks_set_flavour_limits():
-    pre_spawn = hub.make_hooks(SETTINGS)[2]
+def test_hooks_set_flavour_limits(tmp_path):
+    pre_spawn = hub.make_hooks(settings_with_homes(tmp_path, "alice"))[2]
     alice = make_user({}, "alice", ["cms"], {"environment": "base", "flavour": "cpu"})
     pre_spawn(alice)
     assert alice.mem_limit == "2G" and alice.cpu_limit == 1.0 and alice.fedgpu_device is None
+
+
+def test_hooks_refuse_at_once_without_a_home(tmp_path):
+    """No private area (storage not mounted): refused before a device is taken, with the path."""
+    pre_spawn = hub.make_hooks(settings_with_homes(tmp_path, "bob"))[2]
+    users = {}
+    alice = make_user(users, "alice", ["cms"], {"environment": "base", "flavour": "mig-small"})
+    with pytest.raises(hub.ServerUnavailable, match="private area .*/private/alice does not exist"):
+        pre_spawn(alice)
+    assert alice.fedgpu_device is None
+    bob = make_user(users, "bob", ["cms"], {"environment": "base", "flavour": "mig-small"})
+    pre_spawn(bob)
+    assert bob.fedgpu_device == "MIG-aaaa-0001"
 
 
 def test_user_facing_error_keeps_class_and_text(monkeypatch):
@@ -299,3 +319,91 @@ def test_user_facing_error_keeps_class_and_text(monkeypatch):
     err = hub.user_facing(hub.NoFreeDevice("No free GPU right now"), 409)
     assert isinstance(err, HTTPError) and isinstance(err, hub.NoFreeDevice)
     assert err.status_code == 409 and err.jupyterhub_message == "No free GPU right now"
+
+
+# ------------------------------------------------ failing fast, with a reason
+
+def test_missing_home_names_the_area_and_the_cause(tmp_path):
+    home_root = tmp_path / "private"
+    # No storage at all: the parent is missing too.
+    text = hub.missing_home_message(str(home_root / "alice"))
+    assert str(home_root / "alice") in text and "shared storage" in text and "Nothing was started" in text
+    home_root.mkdir()
+    assert "not been created" in hub.missing_home_message(str(home_root / "alice"))
+    (home_root / "alice").mkdir()
+    assert hub.missing_home_message(str(home_root / "alice")) is None
+
+
+@pytest.mark.parametrize("state", ["active", "activating", "reloading"])
+def test_unit_still_coming_up_is_no_failure(state):
+    assert hub.unit_failure_message("jupyter-alice-singleuser", {"ActiveState": state, "Result": "success"}, []) is None
+
+
+def test_failed_dependency_is_explained_with_the_journal():
+    props = hub.parse_unit_properties("ActiveState=inactive\nResult=dependency\nLoadState=loaded\n")
+    journal = ["", "Dependency failed for /opt/jupyterhub/fedgpu-singleuser.", "mount.nfs: No such device"]
+    text = hub.unit_failure_message("jupyter-alice-singleuser", props, journal)
+    assert text.startswith("Your server could not start: something it needs on this host (a mount or another unit) failed")
+    assert "jupyter-alice-singleuser" in text and "mount.nfs: No such device" in text
+    assert "Nothing is running for you now" in text
+
+
+def test_exit_and_vanished_units():
+    text = hub.unit_failure_message("u", {"ActiveState": "failed", "Result": "exit-code"}, ["ImportError: no module x"])
+    assert "exited with an error" in text and "ImportError" in text
+    gone = hub.unit_failure_message("u", {"ActiveState": "inactive", "LoadState": "not-found"}, [])
+    assert "stopped at once" in gone and "Last messages" not in gone
+    # Only the last lines of a long journal.
+    text = hub.unit_failure_message("u", {"ActiveState": "failed", "Result": "signal"}, ["l%d" % i for i in range(10)])
+    assert "l9" in text and "l5" not in text and "was killed" in text
+
+
+def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
+    """A unit that is down while SystemdSpawner waits for it ends the start at the first poll."""
+    import asyncio
+    import logging
+
+    polls = []
+
+    class FakeSystemdSpawner:
+        unit_name = "jupyter-alice-singleuser"
+        start_timeout = 120
+        log = logging.getLogger("test")
+
+        def get_state(self):
+            return {}
+
+        def load_state(self, state):
+            pass
+
+        def clear_state(self):
+            pass
+
+        async def start(self):  # as SystemdSpawner 1.0: poll once a second up to start_timeout
+            for _ in range(self.start_timeout):
+                if await self.poll() is None:
+                    return ("127.0.0.1", 1234)
+                await asyncio.sleep(0)
+            return None
+
+        async def poll(self):
+            polls.append(1)
+            return 1
+
+    async def failed(unit):
+        return "Your server could not start: ... (unit %s, inactive)." % unit
+
+    spawner = hub.make_spawner_class(FakeSystemdSpawner)()
+    monkeypatch.setattr(hub, "_unit_failure", failed)
+    with pytest.raises(hub.ServerUnavailable, match="unit jupyter-alice-singleuser"):
+        asyncio.run(spawner.start())
+    assert len(polls) == 1
+    # Outside a start (the hub's periodic poll) a stopped server is just stopped.
+    assert asyncio.run(spawner.poll()) == 1
+
+    async def coming_up(unit):
+        return None
+
+    monkeypatch.setattr(hub, "_unit_failure", coming_up)
+    polls.clear()
+    assert asyncio.run(spawner.start()) is None and len(polls) == 120

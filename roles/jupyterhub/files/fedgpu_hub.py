@@ -23,6 +23,10 @@ class NoFreeDevice(RuntimeError):
     """Every device a flavour can use is taken by another server."""
 
 
+class ServerUnavailable(RuntimeError):
+    """The user's server cannot start on this host (missing area, failed unit)."""
+
+
 # ---------------------------------------------------------------- groups
 
 
@@ -198,6 +202,52 @@ def spawn_env(environment, device, links, base_path="/usr/local/bin:/usr/bin:/bi
     return env
 
 
+# ------------------------------------------------ failing fast, with a reason
+
+
+def missing_home_message(home):
+    """The text for a user whose private area is not there, or None when it is."""
+    if os.path.isdir(home):
+        return None
+    parent = os.path.dirname(home.rstrip("/"))
+    where = ("the shared storage (%s) is not available on this host" % parent if not os.path.isdir(parent)
+             else "it has not been created yet")
+    return ("Your private area %s does not exist: %s. Nothing was started. "
+            "Please tell the platform's administrators." % (home, where))
+
+
+def parse_unit_properties(text):
+    """``systemctl show -p A -p B`` output as a dict."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def unit_failure_message(unit, properties, journal_lines):
+    """The text for a server whose unit stopped or never started, from ``systemctl show`` and its journal.
+
+    Returns None while the unit is still starting or running.
+    """
+    state = properties.get("ActiveState", "")
+    if state in ("active", "activating", "reloading"):
+        return None
+    result = properties.get("Result", "")
+    reasons = {
+        "dependency": "something it needs on this host (a mount or another unit) failed",
+        "exit-code": "its process exited with an error",
+        "signal": "its process was killed",
+        "oom-kill": "it ran out of memory",
+        "timeout": "it did not start in time",
+        "resources": "the host could not give it what it needs",
+    }
+    if properties.get("LoadState") == "not-found" or (result in ("", "success") and not journal_lines):
+        reason = "it stopped at once"
+    else:
+        reason = reasons.get(result, "it ended (%s)" % (result or state))
+    lines = [line.strip() for line in journal_lines if line.strip()][-4:]
+    detail = (" Last messages: " + " | ".join(lines)) if lines else ""
+    return ("Your server could not start: %s (unit %s, %s).%s Nothing is running for you now; "
+            "try again, or tell the platform's administrators if it happens again." % (reason, unit, state or "gone", detail))
+
+
 def load_settings(path):
     with open(path) as handle:
         return json.load(handle)
@@ -260,8 +310,45 @@ def make_spawner_class(base):
             super().clear_state()
             self.fedgpu_device = None
 
+        async def start(self):
+            self._fedgpu_starting = True
+            try:
+                return await super().start()
+            finally:
+                self._fedgpu_starting = False
+
+        async def poll(self):
+            status = await super().poll()
+            # SystemdSpawner polls its unit while it starts, for start_timeout
+            # seconds. A unit that is gone or failed by then will not come up:
+            # end the spawn now, with the reason, rather than at the timeout.
+            unit = getattr(self, "unit_name", None)
+            if status is None or not unit or not getattr(self, "_fedgpu_starting", False):
+                return status
+            message = await _unit_failure(unit)
+            if message:
+                self.log.warning("fedgpu: %s", message)
+                raise user_facing(ServerUnavailable(message), 500)
+            return status
+
     FedgpuSpawner.__name__ = "Fedgpu" + base.__name__
     return FedgpuSpawner
+
+
+async def _run(*cmd):
+    import asyncio
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    return out.decode("utf-8", "replace")
+
+
+async def _unit_failure(unit):
+    properties = parse_unit_properties(await _run(
+        "systemctl", "show", unit, "-p", "ActiveState", "-p", "Result", "-p", "LoadState"))
+    if properties.get("ActiveState") in ("active", "activating", "reloading"):
+        return None
+    journal = await _run("journalctl", "-u", unit, "-n", "8", "--no-pager", "-o", "cat", "--since", "-10min")
+    return unit_failure_message(unit, properties, journal.splitlines())
 
 
 def make_hooks(settings):
@@ -296,10 +383,13 @@ def make_hooks(settings):
             raise user_facing(exc, 403) from exc
         except NoFreeDevice as exc:
             raise user_facing(exc, 409) from exc
+        name = spawner.user.name
+        missing = missing_home_message(os.path.join(settings["home_root"], name))
+        if missing:
+            raise user_facing(ServerUnavailable(missing), 503)
         spawner.fedgpu_device = device["id"] if device else None
         spawner.mem_limit = flavour.get("mem_limit") or None
         spawner.cpu_limit = float(flavour["cpu_limit"]) if flavour.get("cpu_limit") else None
-        name = spawner.user.name
         links = home_links(name, groups, settings["shared_root"], settings["collab_root"], settings.get("collab_prefix", "collab-"))
         env = spawn_env(environment, device, links)
         spawner.environment = dict(spawner.environment, **env)

@@ -13,12 +13,16 @@ Prints one JSON object on stdout:
   lab_url        the URL of the user's JupyterLab
   home_listing   names in the user's home, read through the server's own
                  contents API with the browser's cookies
+  runs           for each --run: {"command", "rc", "output"}, the command run
+                 in a JupyterLab terminal of the user's server (the terminals
+                 REST API and its websocket, from the page, as JupyterLab does)
 Screenshots (PNG) go to --screenshots: NN-<user>-<step>.png. Exit code 0
 whenever the JSON was printed; 2 when the browser could not be driven.
 
 Usage: browser.py --hub https://jh-hub --user alice --password PW
                   [--env NAME] [--flavour NAME] [--no-spawn]
                   [--screenshots DIR] [--timeout SECONDS]
+                  [--run COMMAND]... [--host-rules "MAP name address,..."]
 """
 import argparse
 import json
@@ -51,7 +55,10 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="fedgpu-chromium-")
         options = webdriver.ChromeOptions()
         options.binary_location = args.chromium
-        for flag in CHROMIUM_FLAGS + ["--user-data-dir=" + self.profile]:
+        flags = CHROMIUM_FLAGS + ["--user-data-dir=" + self.profile]
+        if args.host_rules:  # names the machine's resolver does not know (the platform's nodes)
+            flags.append("--host-resolver-rules=" + args.host_rules)
+        for flag in flags:
             options.add_argument(flag)
         # The hub's and the provider's certificates come from test CAs the
         # browser's profile does not know; their chains are checked by the
@@ -169,6 +176,57 @@ def run(args, browser, result):
     except (NoSuchElementException, ValueError):
         listing = json.loads(browser.body_text() or "{}")
     result["home_listing"] = sorted(item["name"] for item in listing.get("content", []))
+    if args.run:
+        d.get(result["lab_url"])
+        browser.wait(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#jp-main-dock-panel, .jp-LabShell"), timeout=60)
+        base = "%s/user/%s" % (args.hub.rstrip("/"), result["user"])
+        result["runs"] = [run_in_terminal(browser, base, command) for command in args.run]
+        browser.shot("after-commands")
+
+
+# Run one command in a new terminal of the user's server, from the page (the
+# browser's cookies and XSRF token), and collect what the terminal printed
+# until the command's end marker with its exit status.
+TERMINAL_JS = """
+const base = arguments[0], command = arguments[1], marker = arguments[2], done = arguments[arguments.length - 1];
+const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+const headers = {"X-XSRFToken": xsrf};
+fetch(base + "/api/terminals", {method: "POST", headers: headers, credentials: "same-origin"})
+  .then(r => r.json())
+  .then(term => {
+    const ws = new WebSocket(base.replace(/^http/, "ws") + "/terminals/websocket/" + term.name);
+    let out = "";
+    const finish = (result) => {
+      clearTimeout(timer);
+      try { ws.close(); } catch (e) {}
+      fetch(base + "/api/terminals/" + term.name, {method: "DELETE", headers: headers, credentials: "same-origin"})
+        .finally(() => done(result));
+    };
+    const timer = setTimeout(() => finish({rc: null, output: out}), 60000);
+    ws.onopen = () => ws.send(JSON.stringify(["stdin", command + "; echo " + marker + "-$?\\r"]));
+    ws.onmessage = (event) => {
+      const msg = JSON.parse(event.data);
+      if (msg[0] !== "stdout") return;
+      out += msg[1];
+      const m = out.match(new RegExp(marker + "-(\\d+)"));
+      if (m) finish({rc: parseInt(m[1], 10), output: out});
+    };
+    ws.onerror = () => finish({rc: null, output: out + " [websocket error]"});
+  })
+  .catch(e => done({rc: null, output: "terminal: " + e}));
+"""
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+def run_in_terminal(browser, base, command):
+    marker = "FEDGPU-DONE-%d" % int(time.time() * 1000)
+    browser.driver.set_script_timeout(90)
+    got = browser.driver.execute_async_script(TERMINAL_JS, base, command, marker)
+    output = ANSI.sub("", got.get("output") or "")
+    # What the command printed: after the echoed command line, before the marker.
+    body = output.split(marker + "-$?", 1)[-1]
+    body = re.split(marker + r"-\d+", body)[0]
+    return {"command": command, "rc": got.get("rc"), "output": body.strip()}
 
 
 def main():
@@ -183,11 +241,14 @@ def main():
     parser.add_argument("--screenshots", help="directory for PNG screenshots")
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--spawn-timeout", type=float, default=120)
+    parser.add_argument("--run", action="append", default=[],
+                        help="command to run in a JupyterLab terminal of the started server (repeatable)")
+    parser.add_argument("--host-rules", help="Chromium --host-resolver-rules, e.g. 'MAP fg-gpu1 172.28.71.31'")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = parser.parse_args()
     result = {"login": None, "user": None, "environments": [], "flavours": [], "spawned": False,
-              "spawn_error": None, "lab_url": None, "home_listing": []}
+              "spawn_error": None, "lab_url": None, "home_listing": [], "runs": []}
     try:
         browser = Browser(args)
     except WebDriverException as exc:

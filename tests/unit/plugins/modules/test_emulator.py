@@ -3,6 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The nvidia-smi emulator reproduces the documented behaviour, and its tables agree with ours."""
 
+import os
+
 import pytest
 
 from ansible_collections.fedgpu.platform.plugins.module_utils import mig
@@ -106,3 +108,45 @@ def test_query_gpu_csv(emulator):
     assert out == "2, 24576\n"
     bad = emulator("--query-gpu=bogus", "--format=csv", check=False)
     assert bad.returncode == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the emulator as another user")
+def test_any_user_queries_only_root_changes(tmp_path_factory):
+    """As with the real tool, a job's user can list the devices; changing MIG needs root."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from conftest import EMULATOR, Emulator
+    # A directory that user nobody can reach (pytest's tmp_path is root-only).
+    work = tempfile.mkdtemp(prefix="fedgpu-emu-", dir="/tmp")
+    try:
+        os.chmod(work, 0o755)
+        state = os.path.join(work, "state.json")
+        root = Emulator(state)
+        root("--emulator-init", "A100-80GB")
+        root("-i", "0", "-mig", "1")
+        root("mig", "-cgi", "1g.10gb,1g.10gb", "-C")
+        os.chmod(state, 0o644)
+        assert os.path.exists(state + ".lock")
+
+        # The emulator and an interpreter that user nobody can run (a venv's
+        # may sit under root's home), as on a GPU worker: /usr/bin/nvidia-smi.
+        tool = os.path.join(work, "nvidia-smi")
+        shutil.copy(EMULATOR, tool)
+        os.chmod(tool, 0o755)
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+        def as_nobody(*args):
+            return subprocess.run([python, tool] + list(args), env=root.env, cwd=work,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                                  preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)), check=False)
+
+        listing = as_nobody("-L")
+        assert listing.returncode == 0, listing.stdout
+        assert listing.stdout.count("MIG 1g.10gb") == 2
+        refused = as_nobody("mig", "-cgi", "1g.10gb", "-C")
+        assert refused.returncode == 4 and "Insufficient Permissions" in refused.stdout
+        assert mig.parse_lgi(root("mig", "-lgi").stdout).__len__() == 2
+    finally:
+        shutil.rmtree(work)

@@ -184,6 +184,15 @@ def test_gpu_info_reports_everything(emulator):
     assert gpus[1]["gpu_instances"] == [] and gpus[1]["mig_mode"]["current"] == "Enabled"
     assert len(info["mig_devices"]) == 3
     assert [d["in_use"] for d in info["mig_devices"] if d["gpu"] == 0] == [True, False]
+    # What schedulers hand out, in htcondor_gpus' shape: GPU 0's two MIG
+    # devices, nothing of GPU 1 (MIG on, no instance), GPU 2's 4g.24gb.
+    devices = info["devices"]
+    uuids2 = [ci["mig_device_uuid"] for g in gpus[2]["gpu_instances"] for ci in g["compute_instances"]]
+    assert [d["id"] for d in devices] == uuids + uuids2
+    assert [(d["mig_profile"], d["memory_mb"]) for d in devices] == [("3g.40gb", 40960), ("1g.10gb", 10240), ("4g.24gb", 24576)]
+    assert [d["parent"] for d in devices] == [gpus[0]["uuid"], gpus[0]["uuid"], gpus[2]["uuid"]]
+    assert all(set(d) == {"id", "model", "memory_mb", "mig_profile", "parent"} for d in devices)
+    assert not devices[0]["model"].startswith("NVIDIA ") and "A100" in devices[0]["model"]
 
 
 def test_gpu_info_without_driver(tmp_path):
@@ -201,3 +210,7 @@ def test_modules_run_standalone(emulator):
     assert emulator.run_module("nvidia_mig", args, in_process=False)["changed"] is False
     info = emulator.run_module("nvidia_gpu_info", {}, in_process=False)
     assert [g["placement"] for g in info["gpus"][0]["gpu_instances"]] == [0, 4]
+    # GPUs with MIG off are handed out whole.
+    whole = [d for d in info["devices"] if d["id"].startswith("GPU-")]
+    assert [d["id"] for d in whole] == [g["uuid"] for g in info["gpus"][1:]]
+    assert all("mig_profile" not in d and d["memory_mb"] > 0 for d in whole)

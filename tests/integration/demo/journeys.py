@@ -1,0 +1,395 @@
+"""The researcher's journeys on the local platform (`make demo`), end to end.
+
+Run from the Docker host after `make demo`:  python tests/integration/demo/journeys.py
+(the venv's Python: Selenium; Debian's chromium and chromium-driver).
+
+Each journey is a list of steps; a step that fails prints
+``JOURNEY FAILED: <journey> / <step>: <why>`` and ends its journey, the
+others still run. The exit status is the number of failed journeys (0: all
+passed). What the containers cannot show is printed as ``SKIPPED: ...`` with
+its reason, and is never counted as passed.
+
+  notebook   alice logs in to JupyterHub in headless Chromium through the local
+             identity provider, picks the MIG flavour; JupyterLab opens, her
+             server sees exactly one MIG device; in a JupyterLab terminal she
+             writes a file in her private area, one in her community's
+             collaborative area and one in her shared area
+  batch      alice submits a GPU job from the front end; it runs on the GPU
+             worker on a MIG device (not one of the notebooks'), reads her
+             notebook's file, writes a result that she reads in her notebook
+  sharing    bob (cms, like alice) reads her collaborative file, not her
+             private one; dave (ml-infn only) reads neither, and reads her
+             shared area
+  refusal    carol (no community) is refused at login
+  software   the CVMFS client's configuration names the site squid; the squid
+             serves platform nodes (a miss, then a hit) and refuses others
+  database   the accounting database takes writes from the front end through
+             the multi-host TLS connection string, before and after its
+             primary is killed; pg_rejoin.yml brings the old primary back
+
+Traffic stays on the project's Docker network (fedgpu-local) and loopback.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BROWSER = os.path.join(ROOT, "tests", "integration", "jupyterhub", "browser.py")
+SECRETS = os.path.join(ROOT, ".cache", "local-secrets")
+ARTIFACTS = os.path.join(ROOT, ".cache", "test-artifacts", "demo")
+MIG_ID = re.compile(r"MIG-[0-9a-fA-F-]{36}")
+
+
+class StepFailed(Exception):
+    pass
+
+
+def log(text):
+    print(text, flush=True)
+
+
+def check(condition, why):
+    if not condition:
+        raise StepFailed(why)
+
+
+def sh(node, command, user=None, check_rc=True, timeout=120):
+    """Run a shell command in a node (as a user, with that user's groups)."""
+    argv = ["docker", "exec", node]
+    argv += ["runuser", "-u", user, "--", "bash", "-c", command] if user else ["bash", "-c", command]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    if check_rc and proc.returncode != 0:
+        raise StepFailed("%s%s: `%s` exited %d: %s" % (node, " as " + user if user else "", command, proc.returncode,
+                                                       (proc.stderr or proc.stdout).strip()[-600:]))
+    return proc
+
+
+def wait_for(what, probe, timeout, delay=2):
+    """Call probe() until it returns something true; that value, or StepFailed after timeout seconds."""
+    end = time.time() + timeout
+    last = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+        except StepFailed as exc:
+            last = exc
+        if time.time() > end:
+            raise StepFailed("%s: nothing after %d s%s" % (what, timeout, " (%s)" % last if last else ""))
+        time.sleep(delay)
+
+
+class Platform:
+    """What the journeys need to know of the local inventory."""
+
+    def __init__(self):
+        out = subprocess.run(["ansible-inventory", "-i", os.path.join(ROOT, "inventories", "local"), "--list"],
+                             stdout=subprocess.PIPE, universal_newlines=True, check=True, cwd=ROOT).stdout
+        inv = json.loads(out)
+        self.hostvars = inv["_meta"]["hostvars"]
+        self.groups = {name: self._hosts(inv, name) for name in inv if name != "_meta"}
+
+    def _hosts(self, inv, group):
+        hosts = list(inv.get(group, {}).get("hosts", []))
+        for child in inv.get(group, {}).get("children", []):
+            hosts += [h for h in self._hosts(inv, child) if h not in hosts]
+        return hosts
+
+    def first(self, group):
+        return self.groups[group][0]
+
+    def address(self, host):
+        return self.hostvars[host]["local_host_ipv4"]
+
+    def password(self, user):
+        with open(os.path.join(SECRETS, "idp-" + user)) as handle:
+            return handle.read().split()[0]
+
+    def secret(self, name):
+        with open(os.path.join(SECRETS, name)) as handle:
+            return handle.read().split()[0]
+
+
+def browse(platform, user, *extra, timeout=240):
+    hub = platform.first("jupyterhub")
+    idp = platform.first("oidc_test_provider")
+    rules = "MAP %s %s,MAP %s %s" % (hub, platform.address(hub), idp, platform.address(idp))
+    argv = [sys.executable, BROWSER, "--hub", "https://" + hub, "--user", user, "--host-rules", rules,
+            "--screenshots", os.path.join(ARTIFACTS, user), "--spawn-timeout", "90"] + list(extra)
+    env = dict(os.environ, FEDGPU_TEST_PASSWORD=platform.password(user))
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=env, timeout=timeout)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise StepFailed("browser.py exited %d: %s" % (proc.returncode, proc.stderr.strip()[-800:]))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_output(result, index):
+    runs = result.get("runs") or []
+    check(len(runs) > index, "the terminal command %d did not run: %s" % (index, result))
+    run = runs[index]
+    check(run["rc"] == 0, "`%s` in the notebook's terminal exited %s: %s" % (run["command"], run["rc"], run["output"][-600:]))
+    return run["output"]
+
+
+# ------------------------------------------------------------------ journeys
+
+def journey_notebook(p, state):
+    hub = p.first("jupyterhub")
+    settings = json.loads(sh(hub, "cat /etc/jupyterhub/fedgpu_hub.json").stdout)
+    notebook_ids = [g["id"] for g in settings["gpus"]]
+    state["notebook_ids"] = notebook_ids
+    yield "the hub hands out MIG slices (%d)" % len(notebook_ids)
+    check(notebook_ids and all(i.startswith("MIG-") for i in notebook_ids), "the hub's devices: %s" % settings["gpus"])
+
+    commands = [
+        'echo "CVD=[$CUDA_VISIBLE_DEVICES]"; nvidia-smi -L',
+        'echo "written by alice in her notebook" > ~/note.txt && echo "for cms, from alice" > ~/collab-cms/from-alice.txt'
+        ' && echo "for everyone, from alice" > ~/shared/hello.txt && ls ~',
+    ]
+    result = browse(p, "alice", "--flavour", "mig-1g", *sum((["--run", c] for c in commands), []))
+    state["alice_browser"] = result
+    yield "alice logs in through the identity provider"
+    check(result["login"] == "ok", "login: %s" % result)
+    yield "her spawn form offers her community's MIG flavour"
+    check("mig-1g" in result["flavours"], "flavours offered: %s" % result["flavours"])
+    yield "JupyterLab opens on her server"
+    check(result["spawned"] is True and not result.get("spawn_error"), "spawn: %s" % result)
+    yield "her server sees exactly one MIG device, one of the notebooks' slices"
+    out = run_output(result, 0)
+    cvd = re.search(r"CVD=\[([^\]]*)\]", out)
+    check(cvd, "no CUDA_VISIBLE_DEVICES line in: %s" % out)
+    ids = [x for x in cvd.group(1).split(",") if x]
+    check(len(ids) == 1 and MIG_ID.fullmatch(ids[0]), "CUDA_VISIBLE_DEVICES=%r" % cvd.group(1))
+    check(ids[0] in notebook_ids, "%s is not one of the hub's slices %s" % (ids[0], notebook_ids))
+    listed = re.findall(r"MIG (\S+)\s+Device\s+\d+: \(UUID: (MIG-[^)]+)\)", out)
+    check((u"1g.10gb", ids[0]) in listed, "nvidia-smi -L as alice does not list %s as 1g.10gb: %s" % (ids[0], out))
+    state["alice_device"] = ids[0]
+    yield "she writes in her private, collaborative and shared areas"
+    run_output(result, 1)
+    nfs = p.first("nfs")
+    stat = sh(nfs, "stat -c '%n %u' /srv/nfs/private/alice/note.txt /srv/nfs/collab/cms/from-alice.txt "
+                   "/srv/nfs/shared/alice/hello.txt").stdout.split()
+    check(stat[1::2] == ["3001"] * 3, "the NFS server's copies: %s" % stat)
+
+
+def journey_batch(p, state):
+    front = p.first("htcondor_access_point")
+    gpu = p.first("gpu_workers")
+    check("alice_device" in state, "needs the notebook journey's file and device")
+    job = r"""#!/bin/sh
+set -e
+note=$(cat /nfs/private/alice/note.txt)
+{
+  echo "host=$(hostname) cuda=[$CUDA_VISIBLE_DEVICES] read=[$note]"
+  nvidia-smi -L
+} > /nfs/private/alice/job/result.txt
+"""
+    submit = """universe = vanilla
+executable = job.sh
+request_gpus = 1
+require_gpus = MIGProfile == "1g.10gb"
+request_cpus = 1
+request_memory = 128
+output = job.out
+error = job.err
+log = job.log
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
+queue
+"""
+    yield "the GPU worker's slots advertise the slices the notebooks do not use"
+    status = wait_for("condor_status on %s" % gpu, lambda: sh(front, "condor_status -af Machine DetectedGPUs").stdout.strip(), 60)
+    advertised = MIG_ID.findall(" ".join(line for line in status.splitlines() if line.startswith(gpu)))
+    check(advertised, "no GPU slot of %s in: %s" % (gpu, status))
+    check(not set(advertised) & set(state["notebook_ids"]), "HTCondor advertises notebook slices: %s" % advertised)
+    facts = json.loads(sh(gpu, "nvidia-smi -L | grep -o 'MIG-[^)]*' | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))'").stdout)
+    check(sorted(advertised + state["notebook_ids"]) == sorted(facts),
+          "HTCondor's %d and the hub's %d slices are not the node's %d" % (len(advertised), len(state["notebook_ids"]), len(facts)))
+    state["htcondor_ids"] = advertised
+    yield "alice submits a job that needs a MIG slice, from the front end"
+    sh(front, "mkdir -p ~/job && rm -f ~/job/result.txt ~/job/job.log && printf %%s %s > ~/job/job.sh && chmod 755 ~/job/job.sh"
+              " && printf %%s %s > ~/job/job.sub" % (shlex.quote(job), shlex.quote(submit)), user="alice")
+    cluster = sh(front, "cd ~/job && condor_submit -terse job.sub", user="alice").stdout.split(".")[0].strip()
+    check(cluster.isdigit(), "condor_submit printed %r" % cluster)
+    yield "the job runs on the GPU worker and ends"
+
+    def done():
+        out = sh(front, "condor_history %s -limit 1 -af JobStatus ExitCode LastRemoteHost AcctGroup" % cluster).stdout.split()
+        return out if out and out[0] == "4" else None
+    history = wait_for("job %s to complete" % cluster, done, 240, delay=3)
+    check(history[1] == "0", "job %s: exit code %s" % (cluster, history))
+    check(gpu in history[2], "job %s ran on %s, not on %s" % (cluster, history[2], gpu))
+    yield "it was charged to alice's community (AcctGroup %s)" % history[3]
+    check("cms" in history[3], "AcctGroup %s is not alice's community cms" % history[3])
+    yield "it got one of HTCondor's slices and read her notebook's file"
+    result = sh(front, "cat ~/job/result.txt", user="alice").stdout
+    got = re.search(r"host=(\S+) cuda=\[([^\]]*)\] read=\[(.*)\]", result)
+    check(got, "result.txt: %s" % result)
+    check(got.group(2) in state["htcondor_ids"], "the job's device %r is not one of HTCondor's %s" % (got.group(2), state["htcondor_ids"]))
+    check(got.group(3) == "written by alice in her notebook", "the job read %r" % got.group(3))
+    check("MIG 1g.10gb" in result, "nvidia-smi -L in the job (as alice) failed: %s" % result)
+    yield "alice reads the job's result in her notebook"
+    back = browse(p, "alice", "--run", "cat ~/job/result.txt")
+    out = run_output(back, 0)
+    check("read=[written by alice in her notebook]" in out and got.group(2) in out, "the notebook read: %s" % out)
+
+
+def journey_sharing(p, state):
+    front = p.first("frontend")
+    check("alice_device" in state, "needs the notebook journey's files")
+    yield "bob (cms) reads alice's collaborative file"
+    check(sh(front, "cat /nfs/collab/cms/from-alice.txt", user="bob").stdout.strip() == "for cms, from alice", "bob's read")
+    yield "bob cannot read alice's private file"
+    denied = sh(front, "cat /nfs/private/alice/note.txt", user="bob", check_rc=False)
+    check(denied.returncode != 0 and "Permission denied" in denied.stderr, "bob read it: %s" % denied.stdout)
+    yield "dave (ml-infn only) reads neither"
+    for path in ("/nfs/collab/cms/from-alice.txt", "/nfs/private/alice/note.txt"):
+        denied = sh(front, "cat " + path, user="dave", check_rc=False)
+        check(denied.returncode != 0 and "Permission denied" in denied.stderr, "dave read %s: %s" % (path, denied.stdout))
+    yield "dave reads alice's shared area"
+    check(sh(front, "cat /nfs/shared/alice/hello.txt", user="dave").stdout.strip() == "for everyone, from alice", "dave's read")
+
+
+def journey_refusal(p, state):
+    yield "carol, in no community, is refused at login"
+    result = browse(p, "carol", "--no-spawn")
+    check(result["login"] == "refused", "carol: %s" % result)
+
+
+def journey_software(p, state):
+    worker = p.first("workers")
+    squid = p.first("squid")
+    origin = p.first("nfs")
+    outsider = p.first("oidc_test_provider")
+    yield "the CVMFS client on %s goes through the site squid" % worker
+    conf = sh(worker, "set -a; . /etc/cvmfs/default.local; echo \"$CVMFS_HTTP_PROXY\"").stdout.strip()
+    check("%s:3128" % p.address(squid) in conf or "%s:3128" % squid in conf, "CVMFS_HTTP_PROXY=%s" % conf)
+    log("SKIPPED: mounting /cvmfs needs the CVMFS client from CERN's repository, which these machines "
+        "cannot reach (cvmfs_install: false); its configuration is checked instead.")
+    yield "the squid caches for platform nodes (a miss, then a hit)"
+    nonce = str(int(time.time()))
+    sh(origin, "mkdir -p /var/tmp/journey-origin && head -c 65536 /dev/urandom > /var/tmp/journey-origin/blob-%s.bin"
+               " && systemd-run --unit journey-origin --property=Type=simple python3 -m http.server 8000"
+               " --directory /var/tmp/journey-origin >/dev/null" % nonce)
+    try:
+        fetch = ("python3 -c \"import hashlib, urllib.request; o = urllib.request.build_opener("
+                 "urllib.request.ProxyHandler({'http': 'http://%s:3128'})); "
+                 "r = o.open('http://%s:8000/blob-%s.bin', timeout=20); c = r.headers.get('Cache-Status', '') + r.headers.get('X-Cache', ''); "
+                 "print(r.status, hashlib.sha256(r.read()).hexdigest(), 'HIT' if ';hit' in c or 'HIT from' in c else 'MISS')\""
+                 % (squid, origin, nonce))
+        wait_for("the origin on %s" % origin, lambda: sh(origin, "python3 -c \"import urllib.request; "
+                 "urllib.request.urlopen('http://127.0.0.1:8000/', timeout=2)\"", check_rc=False).returncode == 0, 20, delay=1)
+        want = sh(origin, "sha256sum /var/tmp/journey-origin/blob-%s.bin" % nonce).stdout.split()[0]
+        first = sh(worker, fetch).stdout.split()
+        check(first == ["200", want, "MISS"], "first fetch: %s" % first)
+        hit = wait_for("a cache hit", lambda: (lambda r: r if r[2] == "HIT" else None)(sh(worker, fetch).stdout.split()), 20)
+        check(hit[:2] == ["200", want], "second fetch: %s" % hit)
+        yield "a host outside the platform (%s) gets nothing through it" % outsider
+        # The front end's firewall drops it before squid (which would answer 403).
+        refused = sh(outsider, fetch.replace("timeout=20", "timeout=5"), check_rc=False)
+        check(refused.returncode != 0 and not refused.stdout.startswith("200"), "outside fetch: %s" % refused.stdout)
+        check(re.search(r"403|timed out|refused|unreachable", refused.stderr), "outside fetch failed oddly: %s" % refused.stderr[-300:])
+    finally:
+        sh(origin, "systemctl stop journey-origin; rm -rf /var/tmp/journey-origin", check_rc=False)
+
+
+def journey_database(p, state):
+    front = p.first("frontend")
+    data = p.groups["db_data"]
+    pki = os.path.join(ROOT, ".cache", "local-pki", "ca.crt")
+    dsn = ("host=%s port=%s dbname=accounting user=accounting sslmode=verify-full sslrootcert=/root/.fedgpu-db-ca.crt "
+           "target_session_attrs=read-write connect_timeout=2" % (",".join(data), ",".join(["5432"] * len(data))))
+    yield "the front end gets a PostgreSQL client, the cluster CA and the owner's password"
+    sh(front, "command -v psql >/dev/null || (apt-get install -y -qq postgresql-client >/dev/null 2>&1 "
+              "|| (apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null))", timeout=300)
+    subprocess.run(["docker", "cp", pki, "%s:/root/.fedgpu-db-ca.crt" % front], check=True)
+    password = p.secret("accounting-owner")
+    subprocess.run(["docker", "exec", "-i", front, "sh", "-c", "umask 077; cat > /root/.pgpass"],
+                   input="*:*:accounting:accounting:%s\n" % password, universal_newlines=True, check=True)
+
+    def psql(sql, check_rc=True):
+        return sh(front, "psql -X -At %s -c %s" % (shlex.quote(dsn), shlex.quote(sql)), check_rc=check_rc, timeout=30)
+
+    yield "a write through the multi-host TLS connection string"
+    psql("CREATE TABLE IF NOT EXISTS journey_probe (id serial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT now())")
+    psql("INSERT INTO journey_probe (note) VALUES ('before failover')")
+    ssl = psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").stdout.strip()
+    check(ssl == "t", "the connection is not TLS: %r" % ssl)
+
+    def primary():
+        for node in data:
+            got = sh(node, "su postgres -c \"psql -X -At -c 'SELECT pg_is_in_recovery()'\"", check_rc=False)
+            if got.stdout.strip() == "f":
+                return node
+        return None
+    victim = wait_for("the primary", primary, 30)
+    yield "the primary (%s) is killed" % victim
+    sh(victim, "kill -9 $(head -1 /var/lib/postgresql/17/main/postmaster.pid)")
+    yield "writes go on through the same connection string on the new primary"
+    wait_for("a write after the failover",
+             lambda: psql("INSERT INTO journey_probe (note) VALUES ('after failover') RETURNING id", check_rc=False).returncode == 0,
+             90, delay=2)
+    notes = psql("SELECT note FROM journey_probe ORDER BY id").stdout.split("\n")
+    check("before failover" in notes and "after failover" in notes, "rows: %s" % notes)
+    new = wait_for("the new primary", primary, 30)
+    check(new != victim, "%s is primary again before any rejoin" % victim)
+    yield "pg_rejoin.yml brings %s back as a standby" % victim
+    proc = subprocess.run(["ansible-playbook", "playbooks/pg_rejoin.yml", "-e", "pg_rejoin_node=" + victim],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    check(proc.returncode == 0, "pg_rejoin.yml failed:\n%s" % "\n".join(proc.stdout.splitlines()[-30:]))
+    standby = sh(victim, "su postgres -c \"psql -X -At -c 'SELECT pg_is_in_recovery()'\"").stdout.strip()
+    check(standby == "t", "%s is not a standby after the rejoin (%r)" % (victim, standby))
+    psql("INSERT INTO journey_probe (note) VALUES ('after rejoin')")
+
+
+JOURNEYS = [
+    ("notebook", journey_notebook),
+    ("batch", journey_batch),
+    ("sharing", journey_sharing),
+    ("refusal", journey_refusal),
+    ("software", journey_software),
+    ("database", journey_database),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("journeys", nargs="*", help="journeys to run (default: all, in order): %s"
+                        % ", ".join(name for name, _ in JOURNEYS))
+    args = parser.parse_args()
+    wanted = args.journeys or [name for name, _ in JOURNEYS]
+    unknown = set(wanted) - {name for name, _ in JOURNEYS}
+    if unknown:
+        parser.error("unknown journeys: %s" % ", ".join(sorted(unknown)))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    platform = Platform()
+    state = {}
+    failed = []
+    for name, journey in JOURNEYS:
+        if name not in wanted:
+            continue
+        start = time.time()
+        step = "start"
+        log("\n== journey %s" % name)
+        try:
+            for step in journey(platform, state):
+                log("   - %s" % step)
+            log("== journey %s: ok (%.0f s)" % (name, time.time() - start))
+        except (StepFailed, subprocess.TimeoutExpired, subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
+            failed.append(name)
+            log("JOURNEY FAILED: %s / %s: %s" % (name, step, exc))
+    log("\njourneys: %d passed, %d failed%s" % (len(wanted) - len(failed), len(failed),
+                                                 " (%s)" % ", ".join(failed) if failed else ""))
+    log("screenshots: %s" % ARTIFACTS)
+    return len(failed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
