@@ -55,7 +55,7 @@ second=$?
 echo "second make demo: $(( $(date +%s) - start )) s, exit $second"
 # Every recap line of every playbook: changed=0 and failed=0.
 recaps=$(grep -E '^[A-Za-z0-9_.-]+ +: ok=' "$logs/demo-second.log")
-printf '  %s\n' "$recaps"
+printf '%s\n' "$recaps"
 changed=$(echo "$recaps" | grep -vE 'changed=0 +unreachable=0 +failed=0' || true)
 if [ "$second" -ne 0 ] || [ -z "$recaps" ] || [ -n "$changed" ]; then
   fail "the second make demo was not a no-op (exit $second); hosts: $(echo "$changed" | awk '{print $1}' | sort -u | tr '\n' ' ')"

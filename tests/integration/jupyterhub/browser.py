@@ -203,12 +203,16 @@ fetch(base + "/api/terminals", {method: "POST", headers: headers, credentials: "
         .finally(() => done(result));
     };
     const timer = setTimeout(() => finish({rc: null, output: out}), 60000);
-    ws.onopen = () => ws.send(JSON.stringify(["stdin", command + "; echo " + marker + "-$?\\r"]));
+    ws.onopen = () => {
+      ws.send(JSON.stringify(["set_size", 50, 250, 900, 1600]));  // no line wrapping
+      // The quotes keep the echoed input from matching the markers the shell prints.
+      ws.send(JSON.stringify(["stdin", "echo " + marker + '""-BEGIN; ' + command + "; echo " + marker + '""-$?\\r']));
+    };
     ws.onmessage = (event) => {
       const msg = JSON.parse(event.data);
       if (msg[0] !== "stdout") return;
       out += msg[1];
-      const m = out.match(new RegExp(marker + "-(\\d+)"));
+      const m = out.match(new RegExp(marker + "-([0-9]+)"));
       if (m) finish({rc: parseInt(m[1], 10), output: out});
     };
     ws.onerror = () => finish({rc: null, output: out + " [websocket error]"});
@@ -223,9 +227,9 @@ def run_in_terminal(browser, base, command):
     browser.driver.set_script_timeout(90)
     got = browser.driver.execute_async_script(TERMINAL_JS, base, command, marker)
     output = ANSI.sub("", got.get("output") or "")
-    # What the command printed: after the echoed command line, before the marker.
-    body = output.split(marker + "-$?", 1)[-1]
-    body = re.split(marker + r"-\d+", body)[0]
+    # What the command printed: between the markers as the shell printed them.
+    body = output.split(marker + "-BEGIN", 1)[-1]
+    body = re.split(marker + r"-[0-9]+", body)[0]
     return {"command": command, "rc": got.get("rc"), "output": body.strip()}
 
 
