@@ -380,8 +380,8 @@ def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
             pass
 
         async def start(self):  # as SystemdSpawner 1.0: poll once a second up to start_timeout
-            for _ in range(self.start_timeout):
-                if await self.poll() is None:
+            for second in range(self.start_timeout):
+                if await self.poll() is None and second >= 0:
                     return ("127.0.0.1", 1234)
                 await asyncio.sleep(0)
             return None

@@ -338,7 +338,7 @@ def make_spawner_class(base):
 async def _run(*cmd):
     import asyncio
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await proc.communicate()
+    out = (await proc.communicate())[0]
     return out.decode("utf-8", "replace")
 
 

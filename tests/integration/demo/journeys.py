@@ -62,7 +62,8 @@ def sh(node, command, user=None, check_rc=True, timeout=120):
     """Run a shell command in a node (as a user, with that user's groups)."""
     argv = ["docker", "exec", node]
     argv += ["runuser", "-u", user, "--", "bash", "-c", command] if user else ["bash", "-c", command]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout,
+                          check=False)
     if check_rc and proc.returncode != 0:
         raise StepFailed("%s%s: `%s` exited %d: %s" % (node, " as " + user if user else "", command, proc.returncode,
                                                        (proc.stderr or proc.stdout).strip()[-600:]))
@@ -124,7 +125,7 @@ def browse(platform, user, *extra, timeout=240):
             "--screenshots", os.path.join(ARTIFACTS, user), "--spawn-timeout", "90"] + list(extra)
     env = dict(os.environ, FEDGPU_TEST_PASSWORD=platform.password(user))
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          env=env, timeout=timeout)
+                          env=env, timeout=timeout, check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise StepFailed("browser.py exited %d: %s" % (proc.returncode, proc.stderr.strip()[-800:]))
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -153,7 +154,7 @@ def journey_notebook(p, state):
         'echo "written by alice in her notebook" > ~/note.txt && echo "for cms, from alice" > ~/collab-cms/from-alice.txt'
         ' && echo "for everyone, from alice" > ~/shared/hello.txt && ls ~',
     ]
-    result = browse(p, "alice", "--flavour", "mig-1g", *sum((["--run", c] for c in commands), []))
+    result = browse(p, "alice", "--fresh", "--flavour", "mig-1g", *sum((["--run", c] for c in commands), []))
     state["alice_browser"] = result
     yield "alice logs in through the identity provider"
     check(result["login"] == "ok", "login: %s" % result)
@@ -205,7 +206,10 @@ when_to_transfer_output = ON_EXIT
 queue
 """
     yield "the GPU worker's slots advertise the slices the notebooks do not use"
-    status = wait_for("condor_status on %s" % gpu, lambda: sh(front, "condor_status -af Machine DetectedGPUs").stdout.strip(), 60)
+
+    def slots():
+        return sh(front, "condor_status -af Machine DetectedGPUs").stdout.strip()
+    status = wait_for("condor_status on %s" % gpu, slots, 60)
     advertised = MIG_ID.findall(" ".join(line for line in status.splitlines() if line.startswith(gpu)))
     check(advertised, "no GPU slot of %s in: %s" % (gpu, status))
     check(not set(advertised) & set(state["notebook_ids"]), "HTCondor advertises notebook slices: %s" % advertised)
@@ -289,7 +293,11 @@ def journey_software(p, state):
         want = sh(origin, "sha256sum /var/tmp/journey-origin/blob-%s.bin" % nonce).stdout.split()[0]
         first = sh(worker, fetch).stdout.split()
         check(first == ["200", want, "MISS"], "first fetch: %s" % first)
-        hit = wait_for("a cache hit", lambda: (lambda r: r if r[2] == "HIT" else None)(sh(worker, fetch).stdout.split()), 20)
+
+        def hit_fetch():
+            got = sh(worker, fetch).stdout.split()
+            return got if got[2] == "HIT" else None
+        hit = wait_for("a cache hit", hit_fetch, 20)
         check(hit[:2] == ["200", want], "second fetch: %s" % hit)
         yield "a host outside the platform (%s) gets nothing through it" % outsider
         # The front end's firewall drops it before squid (which would answer 403).
@@ -342,7 +350,8 @@ def journey_database(p, state):
     check(new != victim, "%s is primary again before any rejoin" % victim)
     yield "pg_rejoin.yml brings %s back as a standby" % victim
     proc = subprocess.run(["ansible-playbook", "playbooks/pg_rejoin.yml", "-e", "pg_rejoin_node=" + victim],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600,
+                          check=False)
     check(proc.returncode == 0, "pg_rejoin.yml failed:\n%s" % "\n".join(proc.stdout.splitlines()[-30:]))
     standby = sh(victim, "su postgres -c \"psql -X -At -c 'SELECT pg_is_in_recovery()'\"").stdout.strip()
     check(standby == "t", "%s is not a standby after the rejoin (%r)" % (victim, standby))
@@ -361,11 +370,11 @@ JOURNEYS = [
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("journeys", nargs="*", help="journeys to run (default: all, in order): %s"
-                        % ", ".join(name for name, _ in JOURNEYS))
+    names = [journey[0] for journey in JOURNEYS]
+    parser.add_argument("journeys", nargs="*", help="journeys to run (default: all, in order): %s" % ", ".join(names))
     args = parser.parse_args()
-    wanted = args.journeys or [name for name, _ in JOURNEYS]
-    unknown = set(wanted) - {name for name, _ in JOURNEYS}
+    wanted = args.journeys or names
+    unknown = set(wanted) - set(names)
     if unknown:
         parser.error("unknown journeys: %s" % ", ".join(sorted(unknown)))
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -385,8 +394,8 @@ def main():
         except (StepFailed, subprocess.TimeoutExpired, subprocess.CalledProcessError, OSError, ValueError, KeyError) as exc:
             failed.append(name)
             log("JOURNEY FAILED: %s / %s: %s" % (name, step, exc))
-    log("\njourneys: %d passed, %d failed%s" % (len(wanted) - len(failed), len(failed),
-                                                 " (%s)" % ", ".join(failed) if failed else ""))
+    summary = " (%s)" % ", ".join(failed) if failed else ""
+    log("\njourneys: %d passed, %d failed%s" % (len(wanted) - len(failed), len(failed), summary))
     log("screenshots: %s" % ARTIFACTS)
     return len(failed)
 

@@ -20,7 +20,7 @@ Screenshots (PNG) go to --screenshots: NN-<user>-<step>.png. Exit code 0
 whenever the JSON was printed; 2 when the browser could not be driven.
 
 Usage: browser.py --hub https://jh-hub --user alice --password PW
-                  [--env NAME] [--flavour NAME] [--no-spawn]
+                  [--env NAME] [--flavour NAME] [--no-spawn] [--fresh]
                   [--screenshots DIR] [--timeout SECONDS]
                   [--run COMMAND]... [--host-rules "MAP name address,..."]
 """
@@ -123,6 +123,15 @@ def run(args, browser, result):
     # Where the hub lands a logged-in user: /hub/spawn or /hub/home.
     d.get(args.hub.rstrip("/") + "/hub/spawn")
     path = urlparse(d.current_url).path
+    if "/user/" in path and args.fresh:  # stop the running server, as the home page's button does
+        user = path.split("/user/", 1)[1].split("/", 1)[0]
+        d.get(args.hub.rstrip("/") + "/hub/home")
+        d.set_script_timeout(90)
+        stopped = d.execute_async_script(STOP_JS, user)
+        if not stopped:
+            raise TimeoutException("the running server of %s did not stop" % user)
+        d.get(args.hub.rstrip("/") + "/hub/spawn")
+        path = urlparse(d.current_url).path
     if "/user/" in path:  # a server already runs: the hub sends the user there
         result["user"] = path.split("/user/", 1)[1].split("/", 1)[0]
     else:
@@ -184,6 +193,26 @@ def run(args, browser, result):
         browser.shot("after-commands")
 
 
+# Stop the user's server through the hub's REST API with the page's session
+# (what the home page's "Stop My Server" does); true once the hub says it is gone.
+STOP_JS = """
+const user = arguments[0], done = arguments[arguments.length - 1];
+const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+const api = "/hub/api/users/" + user;
+const opts = {headers: {"X-XSRFToken": xsrf}, credentials: "same-origin"};
+fetch(api + "/server", Object.assign({method: "DELETE"}, opts)).then(() => {
+  let tries = 0;
+  const check = () => fetch(api, opts).then(r => r.json()).then(u => {
+    const servers = u.servers || {};
+    if (!servers[""] || (!servers[""].ready && !servers[""].pending)) return done(true);
+    if (++tries > 60) return done(false);
+    setTimeout(check, 1000);
+  }).catch(() => done(false));
+  check();
+}).catch(() => done(false));
+"""
+
+
 # Run one command in a new terminal of the user's server, from the page (the
 # browser's cookies and XSRF token), and collect what the terminal printed
 # until the command's end marker with its exit status.
@@ -242,6 +271,7 @@ def main():
     parser.add_argument("--env", help="environment to choose (option value)")
     parser.add_argument("--flavour", help="flavour to choose (option value)")
     parser.add_argument("--no-spawn", action="store_true", help="stop at the spawn form")
+    parser.add_argument("--fresh", action="store_true", help="stop the user's running server first, then spawn")
     parser.add_argument("--screenshots", help="directory for PNG screenshots")
     parser.add_argument("--timeout", type=float, default=30)
     parser.add_argument("--spawn-timeout", type=float, default=120)
