@@ -348,6 +348,17 @@ def test_failed_dependency_is_explained_with_the_journal():
     assert "Nothing is running for you now" in text
 
 
+def test_failed_mount_of_the_home_is_named():
+    assert hub.mounts_needed("/nfs/private/dave", ["/nfs", "/nfs/private/dave", "/nfs/priv", "/opt", ""]) == [
+        "/nfs", "/nfs/private/dave"]
+    # A transient unit whose dependency failed is gone: the journal and the failed mount tell why.
+    props = {"ActiveState": "inactive", "Result": "success", "LoadState": "not-found"}
+    text = hub.unit_failure_message("jupyter-dave-singleuser", props, [], ["/nfs/private/dave"])
+    assert "the storage it needs could not be mounted on this host (/nfs/private/dave)" in text
+    text = hub.unit_failure_message("u", props, ["Dependency failed for /opt/jupyterhub/bin/fedgpu-singleuser."])
+    assert "something it needs on this host (a mount or another unit) failed" in text
+
+
 def test_exit_and_vanished_units():
     text = hub.unit_failure_message("u", {"ActiveState": "failed", "Result": "exit-code"}, ["ImportError: no module x"])
     assert "exited with an error" in text and "ImportError" in text
@@ -367,6 +378,7 @@ def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
 
     class FakeSystemdSpawner:
         unit_name = "jupyter-alice-singleuser"
+        user = FakeUser("alice", ["cms"], {})
         start_timeout = 120
         log = logging.getLogger("test")
 
@@ -390,7 +402,7 @@ def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
             polls.append(1)
             return 1
 
-    async def failed(unit):
+    async def failed(unit, home=None):
         return "Your server could not start: ... (unit %s, inactive)." % unit
 
     spawner = hub.make_spawner_class(FakeSystemdSpawner)()
@@ -401,7 +413,7 @@ def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
     # Outside a start (the hub's periodic poll) a stopped server is just stopped.
     assert asyncio.run(spawner.poll()) == 1
 
-    async def coming_up(unit):
+    async def coming_up(unit, home=None):
         return None
 
     monkeypatch.setattr(hub, "_unit_failure", coming_up)

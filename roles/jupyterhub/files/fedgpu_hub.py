@@ -221,15 +221,17 @@ def parse_unit_properties(text):
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-def unit_failure_message(unit, properties, journal_lines):
+def unit_failure_message(unit, properties, journal_lines, failed_mounts=()):
     """The text for a server whose unit stopped or never started, from ``systemctl show`` and its journal.
 
+    ``failed_mounts``: mount points the server needs (its home is on them) whose mount failed.
     Returns None while the unit is still starting or running.
     """
     state = properties.get("ActiveState", "")
     if state in ("active", "activating", "reloading"):
         return None
     result = properties.get("Result", "")
+    lines = [line.strip() for line in journal_lines if line.strip()]
     reasons = {
         "dependency": "something it needs on this host (a mount or another unit) failed",
         "exit-code": "its process exited with an error",
@@ -238,14 +240,22 @@ def unit_failure_message(unit, properties, journal_lines):
         "timeout": "it did not start in time",
         "resources": "the host could not give it what it needs",
     }
-    if properties.get("LoadState") == "not-found" or (result in ("", "success") and not journal_lines):
+    if failed_mounts:
+        reason = "the storage it needs could not be mounted on this host (%s)" % ", ".join(failed_mounts)
+    elif result == "dependency" or any("Dependency failed" in line for line in lines):
+        reason = reasons["dependency"]
+    elif properties.get("LoadState") == "not-found" or (result in ("", "success") and not lines):
         reason = "it stopped at once"
     else:
         reason = reasons.get(result, "it ended (%s)" % (result or state))
-    lines = [line.strip() for line in journal_lines if line.strip()][-4:]
-    detail = (" Last messages: " + " | ".join(lines)) if lines else ""
+    detail = (" Last messages: " + " | ".join(lines[-4:])) if lines else ""
     return ("Your server could not start: %s (unit %s, %s).%s Nothing is running for you now; "
             "try again, or tell the platform's administrators if it happens again." % (reason, unit, state or "gone", detail))
+
+
+def mounts_needed(path, mount_points):
+    """The mount points among ``mount_points`` that ``path`` lies on."""
+    return [m for m in mount_points if m and (path == m or path.startswith(m.rstrip("/") + "/"))]
 
 
 def load_settings(path):
@@ -325,7 +335,7 @@ def make_spawner_class(base):
             unit = getattr(self, "unit_name", None)
             if status is None or not unit or not getattr(self, "_fedgpu_starting", False):
                 return status
-            message = await _unit_failure(unit)
+            message = await _unit_failure(unit, _home_of(self.user.name))
             if message:
                 self.log.warning("fedgpu: %s", message)
                 raise user_facing(ServerUnavailable(message), 500)
@@ -342,13 +352,27 @@ async def _run(*cmd):
     return out.decode("utf-8", "replace")
 
 
-async def _unit_failure(unit):
+async def _unit_failure(unit, home=None):
     properties = parse_unit_properties(await _run(
         "systemctl", "show", unit, "-p", "ActiveState", "-p", "Result", "-p", "LoadState"))
     if properties.get("ActiveState") in ("active", "activating", "reloading"):
         return None
     journal = await _run("journalctl", "-u", unit, "-n", "8", "--no-pager", "-o", "cat", "--since", "-10min")
-    return unit_failure_message(unit, properties, journal.splitlines())
+    failed = []
+    if home:
+        for line in (await _run("systemctl", "list-units", "--type=mount", "--state=failed", "--plain", "--no-legend")).splitlines():
+            if line.split():
+                where = (await _run("systemctl", "show", "-p", "Where", "--value", line.split()[0])).strip()
+                failed += mounts_needed(home, [where])
+    return unit_failure_message(unit, properties, journal.splitlines(), failed)
+
+
+def _home_of(username):
+    import pwd
+    try:
+        return pwd.getpwnam(username).pw_dir
+    except KeyError:
+        return None
 
 
 def make_hooks(settings):
