@@ -109,8 +109,7 @@ class Platform:
         return self.hostvars[host]["local_host_ipv4"]
 
     def password(self, user):
-        with open(os.path.join(SECRETS, "idp-" + user)) as handle:
-            return handle.read().split()[0]
+        return self.secret("idp-" + user)
 
     def secret(self, name):
         with open(os.path.join(SECRETS, name)) as handle:
@@ -213,7 +212,7 @@ queue
     advertised = MIG_ID.findall(" ".join(line for line in status.splitlines() if line.startswith(gpu)))
     check(advertised, "no GPU slot of %s in: %s" % (gpu, status))
     check(not set(advertised) & set(state["notebook_ids"]), "HTCondor advertises notebook slices: %s" % advertised)
-    facts = json.loads(sh(gpu, "nvidia-smi -L | grep -o 'MIG-[^)]*' | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))'").stdout)
+    facts = MIG_ID.findall(sh(gpu, "nvidia-smi -L").stdout)
     check(sorted(advertised + state["notebook_ids"]) == sorted(facts),
           "HTCondor's %d and the hub's %d slices are not the node's %d" % (len(advertised), len(state["notebook_ids"]), len(facts)))
     state["htcondor_ids"] = advertised
