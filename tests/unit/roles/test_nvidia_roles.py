@@ -5,7 +5,6 @@
 
 import json
 import os
-import re
 import tomllib
 
 import pytest
@@ -108,25 +107,3 @@ def test_cuda_repository_mirror_overrides():
     variables["__nvidia_driver_cuda_repo_url"] = render(os_vars["__nvidia_driver_cuda_repo_url"], **variables)
     assert variables["__nvidia_driver_cuda_repo_url"] == "https://mirror.example/cuda/"
     assert render(os_vars["__nvidia_driver_cuda_key_url"], **variables) == "https://mirror.example/cuda/3bf863cc.pub"
-
-
-@pytest.mark.parametrize("role", [DRIVER, MIG])
-def test_every_variable_is_specified_and_documented(role):
-    defaults = load(os.path.join(role, "defaults", "main.yml"))
-    specs = load(os.path.join(role, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
-    with open(os.path.join(role, "README.md")) as handle:
-        readme = handle.read()
-    assert set(defaults) == set(specs), "defaults and argument_specs differ"
-    prefix = os.path.basename(role) + "_"
-    for name, spec in specs.items():
-        assert name.startswith(prefix)
-        assert "`%s`" % name in readme, "%s missing from README" % name
-        if "default" in spec and not re.search(r"{{", str(defaults[name])):
-            assert spec["default"] == defaults[name], name
-
-
-def test_templates_start_with_ansible_managed():
-    for base, _dirs, files in os.walk(os.path.join(DRIVER, "templates")):
-        for name in files:
-            with open(os.path.join(base, name)) as handle:
-                assert handle.readline().strip() == "{{ ansible_managed | comment }}"
