@@ -25,8 +25,22 @@ passed=0
 # the end of the output (all a CI front end may show) carries the reason.
 logdir=$root/.cache/test-logs
 mkdir -p "$logdir"
+# A stage, or a part of one, that could not run here is reported as skipped,
+# never as ok: pytest's "N skipped" and the "SKIPPED: <reason>" notes that
+# scenarios print for what needs a GPU or a real cluster are counted, and a
+# stage whose tests all skipped is "skipped", not "ok". The reasons are
+# printed after the summary.
+skipped=0
+skip_notes=()
+skips_in() { # skips_in LOG: "<pytest passed> <pytest skipped> <notes>"
+  local summary p s n
+  summary=$(grep -E '^[=]* *[0-9]+ (passed|skipped|failed|error)' "$1" | tail -n 1)
+  p=$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+'); s=$(grep -oE '[0-9]+ skipped' <<<"$summary" | grep -oE '[0-9]+')
+  n=$(grep -cE '"?msg"?: "?SKIPPED: |^SKIPPED \[' "$1")
+  echo "${p:-0} ${s:-0} ${n:-0}"
+}
 run_stage() { # run_stage NAME COMMAND...
-  local name=$1 start rc log
+  local name=$1 start rc log p s n status note
   shift
   log=$logdir/${name//[^A-Za-z0-9_.-]/_}.log
   printf '\n==== %s: %s\n' "$name" "$*"
@@ -34,8 +48,21 @@ run_stage() { # run_stage NAME COMMAND...
   "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   local secs=$(( $(date +%s) - start ))
-  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); results+=("$(printf '%-34s %-6s %5ss' "$name" ok "$secs")")
-  else failed=$((failed + 1)); failed_logs+=("$name=$log"); results+=("$(printf '%-34s %-6s %5ss' "$name" FAILED "$secs")"); fi
+  read -r p s n < <(skips_in "$log")
+  note=""
+  if [ "$rc" -ne 0 ]; then
+    status=FAILED; failed=$((failed + 1)); failed_logs+=("$name=$log")
+  elif [ "$s" -gt 0 ] && [ "$p" -eq 0 ]; then
+    status=SKIPPED; skipped=$((skipped + 1)); note="all $s tests skipped"
+  else
+    status=ok; passed=$((passed + 1))
+    [ "$s" -gt 0 ] && note="$s tests skipped"
+    [ "$n" -gt 0 ] && note="${note:+$note, }$n parts skipped"
+  fi
+  if [ -n "$note" ]; then
+    skip_notes+=("$name=$log")
+  fi
+  results+=("$(printf '%-34s %-7s %5ss  %s' "$name" "$status" "$secs" "$note")")
   return 0
 }
 
@@ -50,7 +77,7 @@ for stage in $stages; do
     changelog)
       run_stage changelog antsibull-changelog lint ;;
     unit)
-      run_stage unit python -m pytest -q tests/unit ;;
+      run_stage unit python -m pytest -q -rs tests/unit ;;
     sanity)
       run_stage sanity tools/sanity.sh ;;
     demo)
@@ -73,12 +100,17 @@ done
 
 printf '\n==== timing summary (wall seconds)\n'
 printf '%s\n' "${results[@]}"
-printf '%-34s %-6s %5ss\n' total "" "$(( $(date +%s) - t0 ))"
+printf '%-34s %-7s %5ss\n' total "" "$(( $(date +%s) - t0 ))"
+for entry in "${skip_notes[@]}"; do
+  # What was skipped and why: pytest's -rs lines and the scenarios' notes.
+  printf '\n==== skipped in %s (full log: %s)\n' "${entry%%=*}" "${entry#*=}"
+  grep -oE '"?msg"?: "?SKIPPED: .*|^SKIPPED \[.*' "${entry#*=}" | sed 's/^"\?msg"\?: "\?//; s/"$//' | sort -u | cut -c1-300 | head -n 20
+done
 for entry in "${failed_logs[@]}"; do
   # Why it failed: Ansible's fatal/failed task lines, Molecule and pytest
   # errors, each cut to 400 characters; the whole log is named.
   printf '\n==== why %s failed (full log: %s)\n' "${entry%%=*}" "${entry#*=}"
   grep -E -B1 'fatal: |failed: |FAILED|ERROR|Error:|AssertionError|^E |^SKIPPED' "${entry#*=}" | cut -c1-400 | tail -n 40
 done
-echo "stages: $passed passed, $failed failed"
+echo "stages: $passed passed, $skipped skipped, $failed failed"
 [ "$failed" -eq 0 ]
