@@ -104,7 +104,7 @@ printf '%-34s %-7s %5ss\n' total "" "$(( $(date +%s) - t0 ))"
 for entry in "${skip_notes[@]}"; do
   # What was skipped and why: pytest's -rs lines and the scenarios' notes.
   printf '\n==== skipped in %s (full log: %s)\n' "${entry%%=*}" "${entry#*=}"
-  grep -oE '"?msg"?: "?SKIPPED: .*|^SKIPPED \[.*' "${entry#*=}" | sed 's/^"\?msg"\?: "\?//; s/"$//' | sort -u | cut -c1-300 | head -n 20
+  sed 's/\x1b\[[0-9;]*m//g' "${entry#*=}" | grep -oE '"?msg"?: "?SKIPPED: .*|^SKIPPED \[.*' | sed 's/^"\?msg"\?: "\?//; s/"$//' | sort -u | cut -c1-300 | head -n 20
 done
 for entry in "${failed_logs[@]}"; do
   # Why it failed: Ansible's fatal/failed task lines, Molecule and pytest
