@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, fedgpu.platform developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Provisioning benchmark: wall time of fedgpu.platform.cluster for 1 node and for N nodes on two sites.
+"""Provisioning benchmark: wall time of fedgpu.platform.openstack_federation_cluster for 1 node and for N nodes on two sites.
 
 Runs the module (as Ansible runs it, without a playbook) against the loopback
 test sites of tests/integration/openstack/sites.sh: a cluster of one node on
@@ -28,7 +28,7 @@ COLLECTIONS = os.path.join(ROOT, '.cache', 'collections')
 
 
 def run_module(args):
-    """Run the cluster module as Ansible runs it (osenv.run_module); its wall time and result."""
+    """Run the openstack_federation_cluster module as Ansible runs it (osenv.run_module); its wall time and result."""
     start = time.perf_counter()
     result = osenv.run_module(args)
     elapsed = time.perf_counter() - start

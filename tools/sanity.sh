@@ -21,8 +21,11 @@ work=$(mktemp -d /tmp/fedgpu-sanity.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 dest=$work/ansible_collections/fedgpu/platform
 mkdir -p "$dest"
-# The files git knows (tracked or not ignored): what a build of the collection holds.
-(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$dest")
+# The files git knows (tracked or not ignored) that are there (not deleted in
+# the working tree): what a build of the collection holds.
+(cd "$root" && git ls-files -co --exclude-standard -z |
+  while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done |
+  xargs -0 cp --parents -t "$dest")
 cd "$dest"
 git init -q && git add -A >/dev/null
 ansible-test sanity --local --python "$pyver" --color no "$@"

@@ -11,18 +11,41 @@ cloud; the SDK is only needed by :func:`connect` and the capacity readers.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import importlib
 import re
 import traceback
 
-try:
-    import openstack
-    import openstack.config
-    import openstack.exceptions
-    HAS_OPENSTACKSDK = True
-    OPENSTACKSDK_IMPORT_ERROR = None
-except ImportError:
-    HAS_OPENSTACKSDK = False
-    OPENSTACKSDK_IMPORT_ERROR = traceback.format_exc()
+# The openstacksdk package, once import_openstacksdk() has imported it.
+openstack = None  # pylint: disable=invalid-name
+
+
+def import_openstacksdk():
+    """Import openstacksdk on first use; True when it is there.
+
+    It is not imported with this module: its import alone costs about half a
+    second, which the inventory plugin must not pay on a cache hit or on its
+    fast path (:mod:`openstack_rest`).  ``HAS_OPENSTACKSDK`` and
+    ``OPENSTACKSDK_IMPORT_ERROR``, imported from here, import it (see
+    ``__getattr__``).
+    """
+    if 'HAS_OPENSTACKSDK' not in globals():
+        try:
+            for name in ('openstack.config', 'openstack.connection', 'openstack.exceptions'):
+                importlib.import_module(name)
+            globals().update(openstack=importlib.import_module('openstack'), HAS_OPENSTACKSDK=True, OPENSTACKSDK_IMPORT_ERROR=None)
+        except ImportError:
+            globals().update(HAS_OPENSTACKSDK=False, OPENSTACKSDK_IMPORT_ERROR=traceback.format_exc())
+    return globals()['HAS_OPENSTACKSDK']
+
+
+def __getattr__(name):
+    """Module attributes that import openstacksdk when first asked for (PEP 562)."""
+    if name in ('HAS_OPENSTACKSDK', 'OPENSTACKSDK_IMPORT_ERROR') and name not in globals():
+        import_openstacksdk()
+        if name in globals():
+            return globals()[name]
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+
 
 # Metadata keys (Nova server metadata) that name what a cluster made.
 META_CLUSTER = 'fedgpu_cluster'
@@ -44,6 +67,14 @@ class FederationError(Exception):
 
 def cluster_tag(cluster):
     return TAG_PREFIX + cluster
+
+
+def resource_name(cluster):
+    """Name of what a cluster makes once per site: network, subnet, router, key pair (``fedgpu-<cluster>``).
+
+    The network's name is also the key of the servers' addresses on it.
+    """
+    return 'fedgpu-%s' % cluster
 
 
 def is_gpu_resource_class(rc):
@@ -221,13 +252,28 @@ def candidate_sites(group, site_names):
 
 # ------------------------------------------------------------------ SDK side
 
+def openstack_config(clouds_yaml=None):
+    """openstacksdk's view of ``clouds.yaml``: the file ``clouds_yaml``, else the usual search path.
+
+    ``OS_CLIENT_CONFIG_FILE`` comes first either way, as openstacksdk reads it.
+    """
+    if not import_openstacksdk():
+        raise FederationError('openstacksdk is required')
+    try:
+        return openstack.config.OpenStackConfig(config_files=[clouds_yaml]) if clouds_yaml else openstack.config.OpenStackConfig()
+    except openstack.exceptions.ConfigException as exc:
+        raise FederationError('clouds.yaml: %s' % exc)
+
+
+def cloud_names(clouds_yaml=None):
+    """Names of the clouds in ``clouds.yaml`` (openstacksdk's view), sorted."""
+    return sorted(openstack_config(clouds_yaml).get_cloud_names())
+
+
 def load_cloud_config(cloud, region=None, clouds_yaml=None, **overrides):
     """Return an openstack.config CloudRegion or raise FederationError."""
-    if not HAS_OPENSTACKSDK:
-        raise FederationError('openstacksdk is required')
-    files = [clouds_yaml] if clouds_yaml else None
+    config = openstack_config(clouds_yaml)
     try:
-        config = openstack.config.OpenStackConfig(config_files=files) if files else openstack.config.OpenStackConfig()
         known = sorted(config.get_cloud_names())
         if cloud not in known:
             raise FederationError("unknown cloud '%s' (clouds.yaml has: %s)" % (cloud, ', '.join(known) or 'none'))

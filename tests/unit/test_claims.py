@@ -34,8 +34,7 @@ def read(path):
 
 def code_files():
     for pattern in CODE:
-        for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
-            yield path
+        yield from glob.glob(os.path.join(ROOT, pattern), recursive=True)
 
 
 def used_collections():

@@ -62,7 +62,7 @@ def ansible_env(extra=None):
 
 
 def run_module(args, check=False, diff=False):
-    """Run the fedgpu.platform.cluster module the way Ansible runs it, without a playbook.
+    """Run the fedgpu.platform.openstack_federation_cluster module the way Ansible runs it, without a playbook.
 
     The module reads ANSIBLE_MODULE_ARGS (with Ansible's internal
     _ansible_check_mode/_ansible_diff flags) from a JSON file and prints its
@@ -77,8 +77,8 @@ def run_module(args, check=False, diff=False):
         path = os.path.join(tmp, 'args.json')
         with open(path, 'w') as f:
             json.dump({'ANSIBLE_MODULE_ARGS': args}, f)
-        proc = subprocess.run([sys.executable, '-m', 'ansible_collections.fedgpu.platform.plugins.modules.cluster', path], capture_output=True,
-                              text=True, env=ansible_env({'PYTHONPATH': COLLECTIONS}), cwd=tmp, check=False)
+        proc = subprocess.run([sys.executable, '-m', 'ansible_collections.fedgpu.platform.plugins.modules.openstack_federation_cluster', path],
+                              capture_output=True, text=True, env=ansible_env({'PYTHONPATH': COLLECTIONS}), cwd=tmp, check=False)
     try:
         return json.loads(proc.stdout)
     except ValueError:

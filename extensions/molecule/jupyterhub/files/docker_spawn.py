@@ -45,8 +45,8 @@ def make_user(name, groups, users):
 
 async def spawn_case(cls, config, case, users):
     user = make_user(case["user"], case["groups"], users)
-    spawner = cls(user=user, config=config, hub=SimpleNamespace(base_url="/hub/", api_url="http://127.0.0.1:8081/hub/api",
-                                                              public_host="", url="/hub/"))
+    hub = SimpleNamespace(base_url="/hub/", api_url="http://127.0.0.1:8081/hub/api", public_host="", url="/hub/")
+    spawner = cls(user=user, config=config, hub=hub)
     user.spawners[""] = spawner
     result = {"user": case["user"], "form": spawner.options_form(spawner) if callable(spawner.options_form) else ""}
     try:
