@@ -19,6 +19,10 @@ description:
     C(gpu_<model>) for nodes whose flavor has GPUs, then O(groups) and O(keyed_groups)."
   - Host variables C(fedgpu_*) describe each node (site, region, cluster, group, index, addresses, flavor, GPU facts).
     O(compose) runs after them, then O(groups), then O(keyed_groups), as with every constructed inventory.
+  - Two requests per cloud, all clouds at the same time (up to O(max_workers)), made by a built-in client - a Keystone v3 token
+    (one per identity, so cloud entries that differ only in region share it) and the detailed server list at compute microversion 2.47,
+    which embeds the flavors' extra specs. openstacksdk is imported only for the C(clouds.yaml) entries that this client does not read
+    (see the requirements), never on a cache hit.
   - A cloud that does not answer is reported as a warning and skipped, unless O(fail_on_errors=true) (strict mode).
   - Uses the inventory cache when O(cache=true); a result read from the cache is not written back, so reading it does not
     extend its lifetime.
@@ -27,7 +31,8 @@ author:
   - fedgpu.platform developers (@fedgpu)
 requirements:
   - python >= 3.9
-  - openstacksdk >= 1.0 (tested with 4.22)
+  - openstacksdk >= 1.0 (tested with 4.22), for the C(clouds.yaml) entries that the built-in client does not read
+    (vendor profiles, region lists, auth types other than password, application credential and token, unversioned auth URLs)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -52,7 +57,7 @@ options:
     elements: str
     default: []
   only_clusters:
-    description: Only servers made by M(fedgpu.platform.cluster) (with C(fedgpu_cluster) metadata). V(false) lists every server.
+    description: Only servers made by M(fedgpu.platform.openstack_federation_cluster) (with C(fedgpu_cluster) metadata). V(false) lists every server.
     type: bool
     default: true
   metadata:
@@ -68,9 +73,9 @@ options:
     type: int
     default: 15
   max_workers:
-    description: Clouds queried at the same time.
+    description: Clouds queried at the same time (each cloud entry is queried by a thread of its own, up to this many).
     type: int
-    default: 8
+    default: 32
   jump_user:
     description: User for the SSH jump through the front end (C(ProxyJump=user@address)). Default no user (the SSH default).
     type: str
@@ -103,7 +108,6 @@ groups:
   big_gpu: fedgpu_gpu.count >= 2
 '''
 
-import concurrent.futures
 import time
 
 from ansible.errors import AnsibleParserError
@@ -111,13 +115,36 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.display import Display
 
+# Neither of these imports openstacksdk: a cache hit never pays for it, and the
+# query pays for it only for a cloud that the thin client cannot read (openstack_rest).
+from ansible_collections.fedgpu.platform.plugins.module_utils import openstack_federation as federation
 from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_federation import (
-    HAS_OPENSTACKSDK, META_CLUSTER, META_FRONTEND, META_GROUP, META_INDEX, gpu_info, load_cloud_config, server_addresses)
-
-if HAS_OPENSTACKSDK:
-    import openstack.config
+    META_CLUSTER, META_FRONTEND, META_GROUP, META_INDEX, gpu_info, resource_name, server_addresses)
 
 display = Display()
+
+
+def server_facts(server):
+    """The part of a Nova server (``GET /servers/detail`` at 2.47) that the inventory keeps (and caches)."""
+    flavor = server.get('flavor') or {}
+    image = server.get('image')
+    return {
+        'id': server['id'],
+        'name': server['name'],
+        'status': server.get('status'),
+        'metadata': dict(server.get('metadata') or {}),
+        'addresses': server.get('addresses') or {},
+        'flavor': {
+            'name': flavor.get('original_name') or flavor.get('name'),
+            'vcpus': flavor.get('vcpus'),
+            'ram': flavor.get('ram'),
+            'extra_specs': dict(flavor.get('extra_specs') or {}),
+        },
+        'image_id': image.get('id') if isinstance(image, dict) else None,
+        'key_name': server.get('key_name'),
+        'availability_zone': server.get('OS-EXT-AZ:availability_zone'),
+        'project_id': server.get('tenant_id'),
+    }
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -131,6 +158,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return path.endswith(self.SUFFIXES)
 
     # --------------------------------------------------------------- query
+    def _read_clouds(self):
+        """clouds.yaml as the thin client reads it (None: openstacksdk must read it), read once per query."""
+        if getattr(self, '_clouds', False) is False:
+            from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_rest import read_clouds  # pylint: disable=import-outside-toplevel
+            self._clouds = read_clouds(self.get_option('clouds_yaml'))
+        return self._clouds
+
     def _cloud_list(self):
         wanted = self.get_option('clouds') or []
         clouds = []
@@ -142,9 +176,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             else:
                 clouds.append((str(entry), None))
         if not clouds:
-            path = self.get_option('clouds_yaml')
-            config = openstack.config.OpenStackConfig(config_files=[path]) if path else openstack.config.OpenStackConfig()
-            clouds = [(name, None) for name in sorted(config.get_cloud_names())]
+            names = sorted(self._read_clouds() or [])
+            if not names:
+                try:
+                    names = federation.cloud_names(self.get_option('clouds_yaml'))
+                except federation.FederationError as exc:
+                    raise AnsibleParserError(to_native(exc))
+            clouds = [(name, None) for name in names]
         if not clouds:
             raise AnsibleParserError('no clouds found in clouds.yaml')
         return clouds
@@ -152,52 +190,63 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _query_cloud(self, cloud, region):
         """One cloud: a token and the detailed server list, nothing else.
 
-        Two requests per cloud: the token (a v3 auth plugin, so no version
-        discovery) and ``GET /servers/detail`` at compute microversion 2.47,
-        which embeds each server's flavor with its extra specs.
+        Two requests per cloud: the token (Keystone v3, no version discovery)
+        and ``GET /servers/detail`` at compute microversion 2.47, which embeds
+        each server's flavor with its extra specs.  The thin client
+        (openstack_rest) makes them when it can read the cloud's settings,
+        openstacksdk otherwise.
         """
+        from ansible_collections.fedgpu.platform.plugins.module_utils import openstack_rest  # pylint: disable=import-outside-toplevel
         start = time.time()
-        cloud_region = load_cloud_config(cloud, region, self.get_option('clouds_yaml'))
+        timeout = self.get_option('timeout')
+        settings = openstack_rest.cloud_settings(cloud, region, clouds=self._read_clouds())
+        if settings:
+            client = openstack_rest.Client(settings, timeout, getattr(self, '_tokens', None))
+            client.authenticate()
+            authenticated = time.time()
+            servers = client.servers()
+            region_name, via = settings['region'], 'thin client'
+        else:
+            region_name, servers, authenticated = self._query_cloud_sdk(cloud, region, timeout)
+            via = 'openstacksdk'
+        done = time.time()
+        display.vvv('openstack_federation: cloud %s%s (%s): token %.3fs, servers %.3fs, %d servers' % (
+            cloud, ' (%s)' % region if region else '', via, authenticated - start, done - authenticated, len(servers)))
+        return {'cloud': cloud, 'region': region_name, 'servers': [server_facts(s) for s in servers], 'seconds': round(done - start, 3)}
+
+    def _query_cloud_sdk(self, cloud, region, timeout):
+        """(region, raw servers, time authenticated) through openstacksdk and keystoneauth, for any clouds.yaml."""
+        from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_rest import (  # pylint: disable=import-outside-toplevel
+            SERVERS_HEADERS, next_page)
+        if not federation.import_openstacksdk():
+            raise AnsibleParserError('its clouds.yaml entry needs the openstacksdk Python library, which is not installed')
+        clouds_yaml = self.get_option('clouds_yaml')
+        cloud_region = federation.load_cloud_config(cloud, region, clouds_yaml)
         auth = cloud_region.config.get('auth') or {}
         if cloud_region.config.get('auth_type') in (None, 'password') and str(auth.get('auth_url', '')).rstrip('/').endswith('/v3'):
             # Same credentials, without the identity version discovery.
-            cloud_region = load_cloud_config(cloud, region, self.get_option('clouds_yaml'), auth_type='v3password')
-        timeout = self.get_option('timeout')
+            cloud_region = federation.load_cloud_config(cloud, region, clouds_yaml, auth_type='v3password')
         cloud_region.config['api_timeout'] = timeout
         session = cloud_region.get_session()
+        session.get_token()
+        authenticated = time.time()
         endpoint = cloud_region.get_endpoint('compute') or session.get_endpoint(
             service_type='compute', interface=cloud_region.get_interface() or 'public', region_name=cloud_region.get_region_name())
         url = endpoint.rstrip('/') + '/servers/detail'
-        headers = {'OpenStack-API-Version': 'compute 2.47', 'X-OpenStack-Nova-API-Version': '2.47', 'Accept': 'application/json'}
         servers = []
         while url:
-            resp = session.get(url, headers=headers, timeout=timeout, raise_exc=True)
-            body = resp.json()
-            for server in body.get('servers', []):
-                flavor = server.get('flavor') or {}
-                image = server.get('image')
-                servers.append({
-                    'id': server['id'],
-                    'name': server['name'],
-                    'status': server.get('status'),
-                    'metadata': dict(server.get('metadata') or {}),
-                    'addresses': server.get('addresses') or {},
-                    'flavor': {
-                        'name': flavor.get('original_name') or flavor.get('name'),
-                        'vcpus': flavor.get('vcpus'),
-                        'ram': flavor.get('ram'),
-                        'extra_specs': dict(flavor.get('extra_specs') or {}),
-                    },
-                    'image_id': image.get('id') if isinstance(image, dict) else None,
-                    'key_name': server.get('key_name'),
-                    'availability_zone': server.get('OS-EXT-AZ:availability_zone'),
-                    'project_id': server.get('tenant_id'),
-                })
-            url = next((link['href'] for link in body.get('servers_links') or [] if link.get('rel') == 'next'), None)
-        return {'cloud': cloud, 'region': cloud_region.get_region_name(), 'servers': servers, 'seconds': round(time.time() - start, 3)}
+            body = session.get(url, headers=SERVERS_HEADERS, timeout=timeout, raise_exc=True).json()
+            servers.extend(body.get('servers') or [])
+            url = next_page(body)
+        return cloud_region.get_region_name(), servers, authenticated
 
     def _query(self):
+        import concurrent.futures  # pylint: disable=import-outside-toplevel
+        from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_rest import Tokens  # pylint: disable=import-outside-toplevel
+        self._clouds = False  # read clouds.yaml again
+        start = time.time()
         clouds = self._cloud_list()
+        self._tokens = Tokens()
         results = []
         errors = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(self.get_option('max_workers'), len(clouds)))) as pool:
@@ -207,6 +256,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     results.append(fut.result())
                 except Exception as exc:  # pylint: disable=broad-except
                     errors.append((name, region, to_native(exc)))
+        display.vvv('openstack_federation: %d clouds queried in %.3fs' % (len(clouds), time.time() - start))
         for name, region, err in errors:
             msg = 'openstack_federation: cloud %s%s cannot be queried: %s' % (name, ' (%s)' % region if region else '', err)
             if self.get_option('fail_on_errors'):
@@ -243,7 +293,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         facts = []
         for cloud, server in hosts:
             md = server['metadata']
-            private, public = server_addresses(server, 'fedgpu-%s' % md[META_CLUSTER] if md.get(META_CLUSTER) else None)
+            private, public = server_addresses(server, resource_name(md[META_CLUSTER]) if md.get(META_CLUSTER) else None)
             gpu = gpu_info(server['flavor']['extra_specs'], keys)
             hostname = server['name'] if len(names[server['name']]) == 1 else '%s_%s' % (server['name'], cloud['cloud'])
             is_frontend = md.get(META_FRONTEND) == 'true'
@@ -295,8 +345,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # --------------------------------------------------------------- parse
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
-        if not HAS_OPENSTACKSDK:
-            raise AnsibleParserError('the openstack_federation inventory plugin needs the openstacksdk Python library')
         self._read_config_data(path)
         cache_key = self.get_cache_key(path)
         user_cache_setting = self.get_option('cache')

@@ -1,7 +1,13 @@
 # Copyright: (c) 2026, fedgpu.platform developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """fedgpu.platform.openstack_federation inventory plugin without a cloud."""
+import json
+import os
+import subprocess
+import sys
+
 import pytest
+import yaml
 
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
@@ -11,6 +17,9 @@ from ansible.plugins.loader import inventory_loader
 
 from ansible_collections.fedgpu.platform.plugins.inventory import openstack_federation
 from ansible_collections.fedgpu.platform.plugins.inventory.openstack_federation import InventoryModule
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from fake_openstack_api import FakeCloud, nova_server  # noqa: E402 pylint: disable=wrong-import-position
 
 try:  # ansible-core >= 2.19: templates from test code must be marked trusted
     from ansible.template import trust_as_template
@@ -197,3 +206,80 @@ def test_unreachable_cloud_warns_or_fails(monkeypatch):
     plugin = make_plugin(clouds=['cnaf', {'name': 'recas', 'region': 'RegionTwo'}], fail_on_errors=True)
     with pytest.raises(AnsibleParserError, match=r'cloud recas \(RegionTwo\) cannot be queried'):
         plugin._query()
+
+
+# ------------------------------------------------- whole process, fake cloud
+HARNESS = r'''
+import json, sys
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader()
+inv = InventoryManager(loader=DataLoader(), sources=[sys.argv[1]])
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('openstack', 'keystoneauth1', 'requests', 'urllib3'))
+print(json.dumps({'hosts': sorted(inv.hosts), 'heavy': heavy, 'gpu': dict((h.name, h.vars.get('fedgpu_gpu')) for h in inv.hosts.values())}))
+'''
+
+
+def inventory_process(tmp_path, source):
+    """Parse ``source`` as ansible-inventory does, in a new Python: its hosts and the heavy modules it imported."""
+    collections = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(openstack_federation.__file__)))))))
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('OS_'))
+    env.update(ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_INVENTORY_UNPARSED_FAILED='true', HOME=str(tmp_path), PYTHONWARNINGS='ignore')
+    proc = subprocess.run([sys.executable, '-c', HARNESS, source], capture_output=True, text=True, env=env, cwd=str(tmp_path), check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_fast_path_and_cache_hit_import_no_openstack_library(tmp_path):
+    """The thin client queries without openstacksdk; a cache hit imports neither it nor keystoneauth nor requests."""
+    servers = [nova_server('ml-gpu-%d' % i, index=i) for i in range(1, 4)]
+    with FakeCloud(servers, page=2) as fake:
+        clouds = tmp_path / 'clouds.yaml'
+        clouds.write_text(yaml.safe_dump({'clouds': {'east': fake.cloud(), 'west': fake.cloud(region_name='R2')}}))
+        source = tmp_path / 'fed.openstack_federation.yml'
+        source.write_text(yaml.safe_dump({'plugin': 'fedgpu.platform.openstack_federation', 'clouds_yaml': str(clouds), 'cache': True,
+                                          'cache_plugin': 'ansible.builtin.jsonfile', 'cache_connection': str(tmp_path / 'cache')}))
+        first = inventory_process(tmp_path, str(source))
+        # Every cloud of clouds.yaml, the same servers in both regions: names get the site appended.
+        assert first['hosts'] == sorted('ml-gpu-%d_%s' % (i, c) for i in range(1, 4) for c in ('east', 'west'))
+        assert first['gpu']['ml-gpu-1_east'] == {'count': 1, 'model': 'A100'}
+        assert first['heavy'] == []
+        # One token for both clouds (same identity), then three pages of servers each.
+        assert [r[0] for r in fake.requests].count('POST') == 1 and [r[0] for r in fake.requests].count('GET') == 4
+    second = inventory_process(tmp_path, str(source))  # the fake cloud is gone: from the cache
+    assert second['hosts'] == first['hosts'] and second['heavy'] == []
+
+
+def test_clouds_default_to_every_cloud_and_openstacksdk_reads_the_rest(tmp_path, monkeypatch):
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(yaml.safe_dump({'clouds': {'b': {'auth': {'auth_url': 'http://k/v3'}}, 'a': {'auth': {'auth_url': 'http://k/v3'}}}}))
+    for key in list(os.environ):
+        if key.startswith('OS_'):
+            monkeypatch.delenv(key)
+    plugin = make_plugin(clouds_yaml=str(clouds))
+    assert plugin._cloud_list() == [('a', None), ('b', None)]
+    # A cloud from OS_* variables: openstacksdk lists the clouds.
+    monkeypatch.setenv('OS_AUTH_URL', 'http://k/v3')
+    plugin = make_plugin(clouds_yaml=str(clouds))
+    assert plugin._cloud_list() == [('a', None), ('b', None), ('envvars', None)]
+
+
+def test_thin_client_and_openstacksdk_paths_give_the_same_answer(tmp_path, monkeypatch):
+    """An entry the thin client does not read (here a ``regions`` list) goes through openstacksdk, with the same result."""
+    for key in list(os.environ):
+        if key.startswith('OS_'):
+            monkeypatch.delenv(key)
+    servers = [nova_server('ml-gpu-%d' % i, index=i) for i in range(1, 4)]
+    with FakeCloud(servers, page=2) as fake:
+        clouds = tmp_path / 'clouds.yaml'
+        clouds.write_text(yaml.safe_dump({'clouds': {'thin': fake.cloud(), 'sdk': fake.cloud(regions=['R1'])}}))
+        plugin = make_plugin(clouds_yaml=str(clouds), clouds=['thin', 'sdk'])
+        data = plugin._query()
+    assert data['errors'] == []
+    thin, sdk = data['clouds']
+    assert thin['cloud'] == 'thin' and sdk['cloud'] == 'sdk'
+    assert thin['region'] == sdk['region'] == 'R1'
+    assert thin['servers'] == sdk['servers'] and [s['name'] for s in thin['servers']] == ['ml-gpu-1', 'ml-gpu-2', 'ml-gpu-3']
+    assert thin['servers'][0]['flavor'] == {'name': 'g1.a100', 'vcpus': 8, 'ram': 32768, 'extra_specs': {'resources:VGPU': '1', 'gpu:model': 'A100'}}
