@@ -40,6 +40,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -356,6 +357,7 @@ def measure(args, yaml, clouds, names):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, 'inventory.json'), 'w') as f:
         json.dump(result, f, indent=2)
+    shutil.rmtree(work, ignore_errors=True)  # its clouds.yaml files hold the test sites' passwords
     return 0
 
 
