@@ -312,7 +312,7 @@ def journey_database(p, state):
     data = p.groups["db_data"]
     pki = os.path.join(ROOT, ".cache", "local-pki", "ca.crt")
     dsn = ("host=%s port=%s dbname=accounting user=accounting sslmode=verify-full sslrootcert=/root/.fedgpu-db-ca.crt "
-           "target_session_attrs=read-write connect_timeout=2" % (",".join(data), ",".join(["5432"] * len(data))))
+           "target_session_attrs=read-write connect_timeout=2 tcp_user_timeout=1000" % (",".join(data), ",".join(["5432"] * len(data))))
     yield "the front end gets a PostgreSQL client, the cluster CA and the owner's password"
     sh(front, "command -v psql >/dev/null || (apt-get install -y -qq postgresql-client >/dev/null 2>&1 "
               "|| (apt-get update -qq && apt-get install -y -qq postgresql-client >/dev/null))", timeout=300)
@@ -329,6 +329,14 @@ def journey_database(p, state):
     psql("INSERT INTO journey_probe (note) VALUES ('before failover')")
     ssl = psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").stdout.strip()
     check(ssl == "t", "the connection is not TLS: %r" % ssl)
+
+    def rejoin(node):
+        proc = subprocess.run(["ansible-playbook", "playbooks/pg_rejoin.yml", "-e", "pg_rejoin_node=" + node],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                              timeout=600, check=False)
+        check(proc.returncode == 0, "pg_rejoin.yml failed:\n%s" % "\n".join(proc.stdout.splitlines()[-30:]))
+        standby = sh(node, "su postgres -c \"psql -X -At -c 'SELECT pg_is_in_recovery()'\"").stdout.strip()
+        check(standby == "t", "%s is not a standby after the rejoin (%r)" % (node, standby))
 
     def primary():
         for node in data:
@@ -348,13 +356,38 @@ def journey_database(p, state):
     new = wait_for("the new primary", primary, 30)
     check(new != victim, "%s is primary again before any rejoin" % victim)
     yield "pg_rejoin.yml brings %s back as a standby" % victim
-    proc = subprocess.run(["ansible-playbook", "playbooks/pg_rejoin.yml", "-e", "pg_rejoin_node=" + victim],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=600,
-                          check=False)
-    check(proc.returncode == 0, "pg_rejoin.yml failed:\n%s" % "\n".join(proc.stdout.splitlines()[-30:]))
-    standby = sh(victim, "su postgres -c \"psql -X -At -c 'SELECT pg_is_in_recovery()'\"").stdout.strip()
-    check(standby == "t", "%s is not a standby after the rejoin (%r)" % (victim, standby))
+    rejoin(victim)
     psql("INSERT INTO journey_probe (note) VALUES ('after rejoin')")
+
+    # Host loss: the address answers nothing any more (not one packet leaves the
+    # cut host), while its name still resolves through the /etc/hosts that the
+    # common role writes on every node.
+    lost = wait_for("the primary", primary, 30)
+    networks = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", lost],
+                                         stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout)
+    network, settings = next(iter(networks.items()))
+    yield "the primary's host (%s) disappears: cut from %s, then killed" % (lost, network)
+    lost_at = time.time()
+    subprocess.run(["docker", "network", "disconnect", "--force", network, lost], check=True)
+    try:
+        subprocess.run(["docker", "kill", lost], stdout=subprocess.DEVNULL, check=True)
+        wait_for("a write after the host loss",
+                 lambda: psql("INSERT INTO journey_probe (note) VALUES ('after host loss') RETURNING id",
+                              check_rc=False).returncode == 0,
+                 90, delay=1)
+        yield "writes go on through the same connection string, %.1f s after the host loss" % (time.time() - lost_at)
+    finally:
+        subprocess.run(["docker", "network", "connect", "--ip", settings["IPAddress"], network, lost], check=False)
+        subprocess.run(["docker", "start", lost], stdout=subprocess.DEVNULL, check=False)
+    wait_for("systemd on the host that came back",
+             lambda: sh(lost, "systemctl is-system-running --wait", check_rc=False).stdout.strip() in ("running", "degraded"),
+             120)
+    check(sh(lost, "systemctl is-active postgresql@17-main", check_rc=False).stdout.strip() != "active",
+          "%s came back with PostgreSQL running before any rejoin (fence)" % lost)
+    yield "pg_rejoin.yml brings %s back as a standby" % lost
+    rejoin(lost)
+    notes = psql("SELECT note FROM journey_probe ORDER BY id").stdout.split("\n")
+    check("after host loss" in notes, "rows: %s" % notes)
 
 
 JOURNEYS = [
