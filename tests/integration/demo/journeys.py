@@ -365,7 +365,7 @@ def journey_database(p, state):
     lost = wait_for("the primary", primary, 30)
     networks = json.loads(subprocess.run(["docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", lost],
                                          stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout)
-    network, settings = next(iter(networks.items()))
+    network, settings = sorted(networks.items())[0]
     yield "the primary's host (%s) disappears: cut from %s, then killed" % (lost, network)
     lost_at = time.time()
     subprocess.run(["docker", "network", "disconnect", "--force", network, lost], check=True)
