@@ -16,9 +16,13 @@ description:
     a node without a public address gets an SSH jump through the public address of its cluster's front end
     (the front end on the same site when there is one).
   - "Groups, in this order: C(site_<site>), C(cluster_<cluster>), the node group (C(<group>), e.g. C(frontend), C(gpu)),
-    C(gpu_<model>) for nodes whose flavor has GPUs, then O(groups) and O(keyed_groups)."
+    C(gpu_<model>) for nodes whose flavor has GPUs, then the groups that O(group_map) gives the node group,
+    then O(groups) and O(keyed_groups)."
+  - With O(group_map), the values that depend on the set of nodes are derived too - for hosts in C(db_data) and C(db_witness),
+    C(repmgr_node_id), C(repmgr_role) and C(repmgr_priority) (see O(group_map)).
   - Host variables C(fedgpu_*) describe each node (site, region, cluster, group, index, addresses, flavor, GPU facts).
-    O(compose) runs after them, then O(groups), then O(keyed_groups), as with every constructed inventory.
+    O(compose) runs after them and after the values derived from O(group_map), then O(groups), then O(keyed_groups),
+    as with every constructed inventory.
   - Two requests per cloud, all clouds at the same time (up to O(max_workers)), made by a built-in client - a Keystone v3 token
     (one per identity, so cloud entries that differ only in region share it) and the detailed server list at compute microversion 2.47,
     which embeds the flavors' extra specs. openstacksdk is imported only for the C(clouds.yaml) entries that this client does not read
@@ -79,6 +83,24 @@ options:
   jump_user:
     description: User for the SSH jump through the front end (C(ProxyJump=user@address)). Default no user (the SSH default).
     type: str
+  group_map:
+    description:
+      - The declared table from provisioned node groups (the C(fedgpu_group) metadata, the C(name) of an entry of the
+        provisioning module's O(fedgpu.platform.openstack_federation_cluster#module:groups)) to the groups that the
+        collection's playbooks apply to, for example C(gpu) to C([platform, workers, gpu_workers, htcondor_execute]).
+        Each node of a node group becomes a member of each of its groups; a node group that the table does not name
+        gets none of them.
+      - "Derived host values, computed in one place (module_utils C(platform_layout)): for C(db_data) hosts,
+        C(repmgr_node_id) = 100 * k + the node's index, where k is the position of its node group among those mapped
+        to C(db_data) (so an id never changes when a group grows), C(repmgr_role) C(primary) for the lowest id and
+        C(standby) for the others, C(repmgr_priority) 100 for index 1 and 10 less per index (at least 10); for
+        C(db_witness) hosts C(repmgr_node_id) = 1000 + 100 * k + the index and C(repmgr_role) C(witness).
+        A host_vars file or O(compose) overrides them."
+      - An invalid table (a group name that is not a valid Ansible group, a node group in both C(db_data) and
+        C(db_witness)) fails the inventory with a message naming the entry.
+    type: dict
+    default: {}
+    version_added: 0.2.0
   gpu_model_keys:
     description: Flavor extra specs that name the GPU model, first match wins.
     type: list
@@ -101,6 +123,11 @@ cache_connection: ~/.cache/fedgpu-inventory
 cache_timeout: 300
 compose:
   ansible_user: "'ubuntu'"
+group_map:
+  frontend: [platform, frontend, htcondor_central_manager, htcondor_access_point]
+  gpu: [platform, workers, gpu_workers, htcondor_execute]
+  db: [platform, db, db_data]
+  dbw: [platform, db, db_witness]
 keyed_groups:
   - key: fedgpu_flavor
     prefix: flavor
@@ -120,6 +147,7 @@ from ansible.utils.display import Display
 from ansible_collections.fedgpu.platform.plugins.module_utils import openstack_federation as federation
 from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_federation import (
     META_CLUSTER, META_FRONTEND, META_GROUP, META_INDEX, gpu_info, resource_name, server_addresses)
+from ansible_collections.fedgpu.platform.plugins.module_utils.platform_layout import LayoutError, layout
 
 display = Display()
 
@@ -316,6 +344,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 'fedgpu_metadata': md,
                 'fedgpu_availability_zone': server.get('availability_zone'),
             }))
+        try:
+            mapped_groups, derived = layout([{'host': h, 'group': hv['fedgpu_group'], 'index': hv['fedgpu_index']}
+                                             for h, _c, _s, hv in facts], self.get_option('group_map'))
+        except LayoutError as exc:
+            raise AnsibleParserError('openstack_federation: %s' % to_native(exc))
+        host_groups = {}
+        for group, members in mapped_groups.items():
+            for member in members:
+                host_groups.setdefault(member, []).append(group)
         jump_user = self.get_option('jump_user')
         for hostname, cloud, server, hv in facts:
             self.inventory.add_host(hostname)
@@ -328,16 +365,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hv['fedgpu_jump_host'] = jump
                 target = '%s@%s' % (jump_user, jump) if jump_user else jump
                 hv['ansible_ssh_common_args'] = '-o ProxyJump=%s' % target
+            hv.update(derived.get(hostname, {}))
             for key, value in hv.items():
                 self.inventory.set_variable(hostname, key, value)
-            for group in ('site_%s' % cloud['cloud'], 'cluster_%s' % hv['fedgpu_cluster'] if hv['fedgpu_cluster'] else None,
-                          hv['fedgpu_group'], 'gpu_%s' % hv['fedgpu_gpu']['model'] if hv['fedgpu_gpu']['model'] else None):
+            for group in ['site_%s' % cloud['cloud'], 'cluster_%s' % hv['fedgpu_cluster'] if hv['fedgpu_cluster'] else None,
+                          hv['fedgpu_group'], 'gpu_%s' % hv['fedgpu_gpu']['model'] if hv['fedgpu_gpu']['model'] else None
+                          ] + host_groups.get(hostname, []):
                 if group:
                     group = self._sanitize_group_name(group)
                     self.inventory.add_group(group)
                     self.inventory.add_child(group, hostname)
-            # Constructable, in the documented order.
-            self._set_composite_vars(self.get_option('compose'), hv, hostname, strict=strict)
+            # Constructable, in the documented order; compose sees the host's variables
+            # with inventory_hostname and group_names.
+            self._set_composite_vars(self.get_option('compose'), self.inventory.get_host(hostname).get_vars(), hostname, strict=strict)
             hostvars = self.inventory.get_host(hostname).get_vars()
             self._add_host_to_composed_groups(self.get_option('groups'), hostvars, hostname, strict=strict)
             self._add_host_to_keyed_groups(self.get_option('keyed_groups'), hostvars, hostname, strict=strict)

@@ -57,7 +57,7 @@ def make_plugin(**options):
     base = {'plugin': 'fedgpu.platform.openstack_federation', 'clouds': [], 'clusters': [], 'only_clusters': True, 'metadata': {},
             'fail_on_errors': False, 'timeout': 5, 'max_workers': 4, 'jump_user': None,
             'gpu_model_keys': ['gpu:model', 'gpu_model'], 'compose': {}, 'groups': {}, 'keyed_groups': [], 'strict': False,
-            'leading_separator': True, 'use_extra_vars': False}
+            'leading_separator': True, 'use_extra_vars': False, 'group_map': {}}
     base.update(options)
     plugin._options = base
     plugin.inventory = InventoryData()
@@ -126,6 +126,36 @@ def test_compose_then_groups_then_keyed_groups():
     assert members(plugin, 'gpu_nodes') == ['ml-gpu-1', 'ml-gpu-2']
     assert members(plugin, 'role_gpu_node') == ['ml-gpu-1', 'ml-gpu-2']
     assert members(plugin, 'at_cnaf') == ['ml-frontend-1', 'ml-gpu-1']
+
+
+def test_group_map_gives_playbook_groups_and_derived_repmgr_values():
+    data = {'errors': [], 'clouds': [
+        {'cloud': 'cnaf', 'region': 'R1', 'servers': DATA['clouds'][0]['servers'] + [
+            server('ml-db-2', 'ml', 'db', 2, '10.42.1.22'), server('ml-dbw-1', 'ml', 'dbw', 1, '10.42.1.30')]},
+        {'cloud': 'recas', 'region': 'R2', 'servers': DATA['clouds'][1]['servers'] + [server('ml-db-1', 'ml', 'db', 1, '10.42.2.21')]},
+    ]}
+    plugin = make_plugin(group_map={'frontend': ['platform', 'frontend', 'htcondor_central_manager'],
+                                    'gpu': ['platform', 'workers', 'gpu_workers', 'htcondor_execute'],
+                                    'db': ['platform', 'db', 'db_data'], 'dbw': ['platform', 'db', 'db_witness']},
+                         compose={'repmgr_priority': trust_as_template("repmgr_priority - 85 if inventory_hostname == 'ml-db-2' else repmgr_priority")})
+    plugin._populate(data)
+    assert members(plugin, 'platform') == ['ml-db-1', 'ml-db-2', 'ml-dbw-1', 'ml-frontend-1', 'ml-gpu-1', 'ml-gpu-2']
+    assert members(plugin, 'htcondor_execute') == ['ml-gpu-1', 'ml-gpu-2']
+    assert members(plugin, 'db') == ['ml-db-1', 'ml-db-2', 'ml-dbw-1']
+    # A node group the table does not name (cluster other's cpu) gets no group of the table.
+    assert 'other-cpu-1' not in members(plugin, 'platform')
+    db1, db2, dbw = (hostvars(plugin, h) for h in ('ml-db-1', 'ml-db-2', 'ml-dbw-1'))
+    assert (db1['repmgr_node_id'], db1['repmgr_role'], db1['repmgr_priority']) == (1, 'primary', 100)
+    # compose runs after the derived values and overrides them.
+    assert (db2['repmgr_node_id'], db2['repmgr_role'], db2['repmgr_priority']) == (2, 'standby', 5)
+    assert (dbw['repmgr_node_id'], dbw['repmgr_role']) == (1001, 'witness') and 'repmgr_priority' not in dbw
+    assert 'repmgr_node_id' not in hostvars(plugin, 'ml-gpu-1')
+
+
+def test_bad_group_map_fails_naming_the_entry():
+    plugin = make_plugin(group_map={'gpu': ['workers', 'gpu-workers']})
+    with pytest.raises(AnsibleParserError, match=r"group_map.gpu: 'gpu-workers' is not a valid group name"):
+        plugin._populate(DATA)
 
 
 def test_duplicate_names_across_clouds_get_the_site_appended():
