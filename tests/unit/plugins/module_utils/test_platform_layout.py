@@ -19,7 +19,7 @@ def nodes(**counts):
 
 
 def test_groups_follow_the_table_in_its_order():
-    groups, _ = layout(nodes(gpu=2, frontend=1, cpu=1), MAP)
+    groups = layout(nodes(gpu=2, frontend=1, cpu=1), MAP)[0]
     assert groups == {'platform': ['c-frontend-1', 'c-gpu-1', 'c-gpu-2'], 'frontend': ['c-frontend-1'],
                       'workers': ['c-gpu-1', 'c-gpu-2'], 'gpu_workers': ['c-gpu-1', 'c-gpu-2']}
 
