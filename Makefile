@@ -3,6 +3,7 @@
 #   make demo-down  remove it
 #   make journeys   the researcher's journeys on the running local platform (tests/integration/demo)
 #   make test       everything the project tests (what CI runs)
+#   make ee         build the execution environment image (needs quay.io, Galaxy and PyPI)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -17,7 +18,9 @@ ifeq ($(FEDGPU_APT_CACHE),1)
 export FEDGPU_APT_PROXY ?= http://$(shell tools/local/substrate.sh gateway):3142
 endif
 
-.PHONY: help bootstrap substrate demo demo-down demo-test journeys test lint sanity changelog unit openstack molecule benchmark
+ee_tarball := ee/fedgpu-platform-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
+
+.PHONY: ee help bootstrap substrate demo demo-down demo-test journeys test lint sanity changelog unit openstack molecule benchmark
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -52,3 +55,8 @@ lint sanity changelog unit openstack molecule: bootstrap
 
 benchmark: substrate
 	@tools/run-benchmarks.sh
+
+ee: bootstrap
+	ansible-galaxy collection build --force --output-path ee/ .
+	@test -f $(ee_tarball) || { echo "execution-environment.yml names another version than galaxy.yml" >&2; exit 1; }
+	ansible-builder build -f execution-environment.yml -t fedgpu-platform-ee:$$(sed -n 's/^version: *//p' galaxy.yml)
