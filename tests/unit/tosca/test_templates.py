@@ -1,0 +1,279 @@
+# Copyright: (c) 2026, fedgpu.platform developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The TOSCA templates under tosca/: their inputs reach role variables, and the orchestrator's code reads them.
+
+- The mapping fails on drift: every input of a template is used; one used in
+  a node's interface inputs names a variable of the argument spec of a role
+  that the node's implementation artifact runs, with a compatible type and
+  default; one used on the Compute node sets a capability the orchestrator
+  reads; every required option of those roles is set by the template.
+- Parsing as the orchestrator would: tosca-parser loads each template and the
+  Infrastructure Manager's TOSCA code (the IM package, offline) translates it
+  to RADL, whose systems, GPU requests, Ansible steps and variables are
+  checked. INFN's type files are served from pinned copies
+  (tests/unit/fixtures/tosca-types), this collection's artifacts from the
+  checkout: no network. INFN's own implementation artifacts (playbooks of
+  tosca.nodes.indigo.Compute, such as artifacts/os/configure_users.yml) are
+  not pinned: they are served as an empty play and the test names them.
+"""
+import copy
+import glob
+import io
+import os
+import re
+import urllib.request
+
+import pytest
+import yaml
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+TYPES = os.path.join(ROOT, 'tests', 'unit', 'fixtures', 'tosca-types')
+TEMPLATES = sorted(glob.glob(os.path.join(ROOT, 'tosca', '*.yaml')))
+# URL prefixes the templates use, and where their files are here.
+URL_MAP = [
+    (re.compile(r'^https://raw\.githubusercontent\.com/indigo-dc/tosca-types/[^/]+/(.+)$'), os.path.join(TYPES, 'indigo-dc')),
+    (re.compile(r'^https://raw\.githubusercontent\.com/fedgpu/platform/[^/]+/(.+)$'), ROOT),
+]
+# What a template input may set on a Compute node (tosca.nodes.indigo.Compute), as IM reads it.
+COMPUTE_INPUTS = {'host.num_cpus', 'host.mem_size', 'host.disk_size', 'host.num_gpus', 'host.gpu_model', 'os.distribution', 'os.version',
+                  'endpoint.ports', 'scalable.count', 'os_users'}
+# TOSCA input type -> argument spec types that take it as it is.
+COMPATIBLE = {'string': {'str', 'raw', 'path'}, 'integer': {'int', 'raw'}, 'boolean': {'bool', 'raw'}, 'list': {'list', 'raw'},
+              'map': {'dict', 'raw'}, 'float': {'float', 'raw'}}
+
+
+def local_path(url):
+    for pattern, base in URL_MAP:
+        m = pattern.match(url)
+        if m:
+            return os.path.join(base, m.group(1))
+    return None
+
+
+STUB = '---\n- hosts: localhost\n  tasks: []\n'
+INDIGO_ARTIFACT = re.compile(r'^https://raw\.githubusercontent\.com/indigo-dc/tosca-types/[^/]+/artifacts/')
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Serve the mapped URLs from files, refuse every other one (tosca-parser through urllib, IM through requests).
+
+    Returns the list of INFN artifacts served as a stub.
+    """
+    stubbed = []
+    def urlopen(url, *args, **kwargs):
+        url = getattr(url, 'full_url', url)
+        path = local_path(url)
+        if not path or not os.path.exists(path):
+            raise AssertionError('the test reached for %s, which it does not serve' % url)
+        with open(path, 'rb') as f:
+            resp = io.BytesIO(f.read())
+        resp.getcode = lambda: 200
+        return resp
+
+    class Response:
+        def __init__(self, text):
+            self.status_code, self.reason, self.text = 200, 'OK', text
+
+    def get(_session, url, *args, **kwargs):
+        path = local_path(url)
+        if path and os.path.exists(path):
+            with open(path) as f:
+                return Response(f.read())
+        if INDIGO_ARTIFACT.match(url):
+            stubbed.append(url.split('/artifacts/', 1)[1])
+            return Response(STUB)
+        raise AssertionError('the test reached for %s, which it does not serve' % url)
+
+    monkeypatch.setattr(urllib.request, 'urlopen', urlopen)
+    import requests_cache  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(requests_cache.CachedSession, 'get', get)
+    monkeypatch.chdir(tmp_path)  # IM's request cache file
+    return stubbed
+
+
+def load(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def role_specs():
+    """{role: {option: spec}} of every role's main entry point."""
+    specs = {}
+    for path in glob.glob(os.path.join(ROOT, 'roles', '*', 'meta', 'argument_specs.yml')):
+        role = path.split(os.sep)[-3]
+        specs[role] = load(path)['argument_specs']['main'].get('options') or {}
+    return specs
+
+
+def artifact_roles(implementation):
+    """Roles (short names) that an implementation artifact runs."""
+    path = local_path(implementation)
+    assert path and os.path.exists(path), 'implementation %s is not an artifact of this collection' % implementation
+    text = open(path).read()
+    return sorted(set(re.findall(r'fedgpu\.platform\.([a-z_]+)', text)) & set(role_specs()))
+
+
+def input_uses(node_templates):
+    """(input, node, kind, key, wrapped) for every get_input: kind 'interface' (key: variable) or 'compute' (key: capability property)."""
+    uses = []
+
+    def walk(value, node, kind, key, wrapped=False):
+        if isinstance(value, dict) and set(value) == {'get_input'}:
+            uses.append((value['get_input'], node, kind, key, wrapped))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, node, kind, key, wrapped)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, node, kind, key, True)
+
+    for name, node in node_templates.items():
+        for op in ((node.get('interfaces') or {}).get('Standard') or {}).values():
+            for var, value in (op.get('inputs') or {}).items():
+                walk(value, name, 'interface', var)
+        for prop, value in (node.get('properties') or {}).items():
+            walk(value, name, 'compute', prop)
+        for cap, body in (node.get('capabilities') or {}).items():
+            for prop, value in ((body or {}).get('properties') or {}).items():
+                walk(value, name, 'compute', '%s.%s' % (cap, prop))
+    return uses
+
+
+def test_there_are_templates():
+    assert [os.path.basename(t) for t in TEMPLATES] == ['jupyterhub_gpu_vm.yaml']
+
+
+@pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
+def test_every_input_reaches_a_role_variable_of_a_compatible_type(template):
+    tpl = load(template)
+    topology = tpl['topology_template']
+    inputs = topology['inputs']
+    nodes = topology['node_templates']
+    specs = role_specs()
+    uses = input_uses(nodes)
+    assert set(inputs) == {u[0] for u in uses}, 'inputs used nowhere: %s' % sorted(set(inputs) - {u[0] for u in uses})
+    for name, node, kind, key, wrapped in uses:
+        assert name in inputs, '%s: %s uses an input that is not declared: %s' % (node, key, name)
+        decl = inputs[name]
+        if kind == 'compute':
+            assert nodes[node]['type'] == 'tosca.nodes.indigo.Compute' and key in COMPUTE_INPUTS, (name, node, key)
+            continue
+        configure = nodes[node]['interfaces']['Standard']['configure']
+        roles = artifact_roles(configure['implementation'])
+        owners = [r for r in roles if key in specs[r]]
+        assert owners, '%s: input %s goes to %s, which no role of the artifact (%s) declares' % (node, name, key, ', '.join(roles))
+        spec = specs[owners[0]][key]
+        want = spec.get('type', 'str')
+        if wrapped:
+            assert want in ('list', 'raw') and spec.get('elements', 'str') == 'str', (name, key, spec)
+        else:
+            assert want in COMPATIBLE[decl['type']], '%s (%s) goes to %s (%s)' % (name, decl['type'], key, want)
+        if 'choices' in spec and 'default' in decl:
+            assert str(decl['default']) in [str(c) for c in spec['choices']], (name, decl['default'], spec['choices'])
+        # Allowed values of the input are values the role accepts.
+        for constraint in decl.get('constraints', []):
+            if 'valid_values' in constraint and 'choices' in spec:
+                assert set(map(str, constraint['valid_values'])) <= set(map(str, spec['choices'])), (name, key)
+
+
+@pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
+def test_required_role_options_are_set_by_the_template(template):
+    nodes = load(template)['topology_template']['node_templates']
+    specs = role_specs()
+    for name, node in nodes.items():
+        configure = ((node.get('interfaces') or {}).get('Standard') or {}).get('configure')
+        if not configure:
+            continue
+        given = set(configure.get('inputs') or {})
+        for role in artifact_roles(configure['implementation']):
+            required = {k for k, v in specs[role].items() if v.get('required')}
+            assert required <= given, '%s: %s needs %s' % (name, role, sorted(required - given))
+
+
+def parse(tpl):
+    from toscaparser.tosca_template import ToscaTemplate  # pylint: disable=import-outside-toplevel
+    return ToscaTemplate(yaml_dict_tpl=copy.deepcopy(tpl))
+
+
+def to_radl(tpl):
+    from IM.tosca.Tosca import Tosca  # pylint: disable=import-outside-toplevel
+    return Tosca(yaml.safe_dump(tpl)).to_radl()[1]  # (VMs to remove, RADL)
+
+
+@pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
+def test_tosca_parser_loads_the_template(offline, template):
+    parsed = parse(load(template))
+    assert {n.name for n in parsed.nodetemplates} == set(load(template)['topology_template']['node_templates'])
+    assert {i.name for i in parsed.inputs} == set(load(template)['topology_template']['inputs'])
+
+
+def with_inputs(tpl, **values):
+    """The template as the orchestrator sends it with the user's input values (as defaults)."""
+    tpl = copy.deepcopy(tpl)
+    for name, value in values.items():
+        tpl['topology_template']['inputs'][name]['default'] = value
+    return tpl
+
+
+def test_jupyterhub_gpu_vm_translates_to_radl(offline):
+    tpl = with_inputs(load(os.path.join(ROOT, 'tosca', 'jupyterhub_gpu_vm.yaml')), num_gpus=2, gpu_model='A100', num_cpus=16,
+                      mem_size='64 GB', gpu_partition_flavor='7x 1g.10gb MIG GPUs', iam_groups='cms', iam_client_id='hub',
+                      iam_client_secret='s3cret', cvmfs_repos='cms.cern.ch')
+    radl = to_radl(tpl)
+    assert offline == ['os/configure_users.yml'], 'INFN artifacts served as a stub: %s' % offline
+    systems = {s.name: s for s in radl.systems}
+    assert list(systems) == ['vm_server']
+    vm = systems['vm_server']
+    assert vm.getValue('cpu.count') == 16
+    assert vm.getFeature('memory.size').getValue('G') == 64
+    assert vm.getValue('gpu.count') == 2 and vm.getValue('gpu.model') == 'A100' and vm.getValue('gpu.vendor') == 'NVIDIA'
+    assert vm.getValue('disk.0.os.name') == 'linux'
+    # The collection, installed before the recipe runs.
+    assert "name = 'ansible.collections.fedgpu.platform'" in str(vm)
+    assert [d.id for d in radl.deploys] == ['vm_server'] and radl.deploys[0].vm_number == 1
+    # The recipe: this collection's artifact, with the role variables set from INFN's inputs.
+    confs = {c.name: c for c in radl.configures}
+    conf = confs['jupyterhub_vm_server_conf'] if 'jupyterhub_vm_server_conf' in confs else [c for n, c in confs.items() if n.startswith('jupyterhub')][0]
+    recipe = yaml.safe_load(conf.recipes)
+    play = recipe[0]
+    assert 'hosts' not in play and 'connection' not in play
+    assert play['vars']['jupyterhub_allowed_groups'] == ['cms']
+    assert play['vars']['jupyterhub_oidc_client_secret'] == 's3cret'
+    assert play['vars']['nvidia_mig_partition_flavor'] == '7x 1g.10gb MIG GPUs'
+    assert play['vars']['cvmfs_repositories'] == 'cms.cern.ch'
+    assert play['vars']['jupyterhub_use_gpu'] is True
+    included = [t['ansible.builtin.include_role']['name'] for t in play['tasks'] if 'ansible.builtin.include_role' in t]
+    assert 'fedgpu.platform.jupyterhub' in included and 'fedgpu.platform.cvmfs' in included
+
+
+def readme_table():
+    """{input: goes to} from tosca/README.md's table."""
+    rows = {}
+    with open(os.path.join(ROOT, 'tosca', 'README.md')) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip('|').split('|')]
+            if len(cells) == 3 and cells[0].startswith('`'):
+                inputs = re.findall(r'`([a-z_]+)`', cells[0])
+                targets = re.findall(r'`([a-z_]+)`', cells[1])
+                for k, name in enumerate(inputs):
+                    # A row on a node ("`vm_server` `host` capability") keeps its whole cell.
+                    rows[name] = targets[k] if len(targets) == len(inputs) and 'vm_server' not in targets else cells[1]
+    return rows
+
+
+@pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
+def test_the_readme_lists_every_input_and_where_it_goes(template):
+    rows = readme_table()
+    for name, node, kind, key, _wrapped in input_uses(load(template)['topology_template']['node_templates']):
+        assert name in rows, 'tosca/README.md does not list input %s' % name
+        if kind == 'interface':
+            assert rows[name] == key, 'tosca/README.md says %s goes to %s, the template says %s' % (name, rows[name], key)
+        else:
+            assert node in rows[name] and key.split('.')[0] in rows[name], (name, rows[name], node, key)
+
+
+def test_a_missing_input_stops_the_translation_naming_the_variable(offline):
+    tpl = load(os.path.join(ROOT, 'tosca', 'jupyterhub_gpu_vm.yaml'))
+    with pytest.raises(Exception, match='input value for jupyterhub_oidc_client_secret in interface configure of node jupyterhub'):
+        to_radl(with_inputs(tpl, iam_client_id='hub'))
