@@ -110,7 +110,8 @@ def artifact_roles(implementation):
     """Roles (short names) that an implementation artifact runs."""
     path = local_path(implementation)
     assert path and os.path.exists(path), 'implementation %s is not an artifact of this collection' % implementation
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     return sorted(set(re.findall(r'fedgpu\.platform\.([a-z_]+)', text)) & set(role_specs()))
 
 
