@@ -61,6 +61,7 @@ def offline(monkeypatch, tmp_path):
     Returns the list of INFN artifacts served as a stub.
     """
     stubbed = []
+
     def urlopen(url, *args, **kwargs):
         url = getattr(url, 'full_url', url)
         path = local_path(url)
