@@ -143,7 +143,7 @@ def input_uses(node_templates):
 
 
 def test_there_are_templates():
-    assert [os.path.basename(t) for t in TEMPLATES] == ['jupyterhub_gpu_vm.yaml']
+    assert [os.path.basename(t) for t in TEMPLATES] == ['htcondor_pool.yaml', 'jupyterhub_gpu_vm.yaml']
 
 
 @pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
@@ -249,33 +249,68 @@ def test_jupyterhub_gpu_vm_translates_to_radl(offline):
     assert 'fedgpu.platform.jupyterhub' in included and 'fedgpu.platform.cvmfs' in included
 
 
-def readme_table():
-    """{input: goes to} from tosca/README.md's table."""
+def readme_table(template):
+    """{input: goes to} from the table of tosca/README.md's section on this template."""
     rows = {}
+    section = None
     with open(os.path.join(ROOT, 'tosca', 'README.md')) as f:
         for line in f:
+            if line.startswith('### '):
+                section = line[4:].strip().strip('`')
             cells = [c.strip() for c in line.strip().strip('|').split('|')]
-            if len(cells) == 3 and cells[0].startswith('`'):
-                inputs = re.findall(r'`([a-z_]+)`', cells[0])
-                targets = re.findall(r'`([a-z_]+)`', cells[1])
-                for k, name in enumerate(inputs):
-                    # A row on a node ("`vm_server` `host` capability") keeps its whole cell.
-                    rows[name] = targets[k] if len(targets) == len(inputs) and 'vm_server' not in targets else cells[1]
+            if section != os.path.basename(template) or len(cells) != 3 or not cells[0].startswith('`'):
+                continue
+            inputs = re.findall(r'`([a-z_]+)`', cells[0])
+            targets = re.findall(r'`([a-z_]+)`', cells[1])
+            for k, name in enumerate(inputs):
+                # A row on a Compute node ("`wn` `host` capability", "`front` `os_users`") keeps its whole cell.
+                on_node = 'capability' in cells[1] or 'os_users' in cells[1]
+                rows[name] = cells[1] if on_node else targets[k]
     return rows
 
 
 @pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
 def test_the_readme_lists_every_input_and_where_it_goes(template):
-    rows = readme_table()
+    rows = readme_table(template)
     for name, node, kind, key, _wrapped in input_uses(load(template)['topology_template']['node_templates']):
         assert name in rows, 'tosca/README.md does not list input %s' % name
         if kind == 'interface':
             assert rows[name] == key, 'tosca/README.md says %s goes to %s, the template says %s' % (name, rows[name], key)
         else:
-            assert node in rows[name] and key.split('.')[0] in rows[name], (name, rows[name], node, key)
+            assert '`%s`' % node in rows[name] and '`%s`' % key.split('.')[0] in rows[name], (name, rows[name], node, key)
 
 
 def test_a_missing_input_stops_the_translation_naming_the_variable(offline):
     tpl = load(os.path.join(ROOT, 'tosca', 'jupyterhub_gpu_vm.yaml'))
     with pytest.raises(Exception, match='input value for jupyterhub_oidc_client_secret in interface configure of node jupyterhub'):
         to_radl(with_inputs(tpl, iam_client_id='hub'))
+
+
+def test_htcondor_pool_translates_to_radl(offline):
+    tpl = with_inputs(load(os.path.join(ROOT, 'tosca', 'htcondor_pool.yaml')), number_of_nodes=3, number_of_nodes_with_gpu=2,
+                      num_gpus_node=2, gpu_model_node='A100', gpu_partition_flavor='3x 2g.20gb MIG GPUs', num_cpus_node_with_gpu=16)
+    radl = to_radl(tpl)
+    assert set(offline) == {'os/configure_users.yml'}, offline
+    systems = {s.name: s for s in radl.systems}
+    assert sorted(systems) == ['front', 'wn', 'wn_gpu']
+    assert {d.id: d.vm_number for d in radl.deploys} == {'front': 1, 'wn': 3, 'wn_gpu': 2}
+    assert systems['front'].getValue('cpu.count') == 4 and systems['front'].getValue('gpu.count') is None
+    assert systems['wn'].getValue('gpu.count') is None
+    gpu = systems['wn_gpu']
+    assert gpu.getValue('cpu.count') == 16 and gpu.getValue('gpu.count') == 2 and gpu.getValue('gpu.model') == 'A100'
+    assert gpu.getFeature('memory.size').getValue('G') == 32
+    for system in systems.values():
+        assert "name = 'ansible.collections.fedgpu.platform'" in str(system)
+    # Only the front end is public.
+    public = {n.id for n in radl.networks if n.isPublic()}
+    assert [s for s in systems.values() if any(system_net in public for system_net in
+            [s.getValue('net_interface.%d.connection' % i) for i in range(3)])] == [systems['front']]
+    recipes = {c.name: yaml.safe_load(c.recipes)[0] for c in radl.configures if c.name.startswith('htcondor_')}
+    assert sorted(recipes) == ['htcondor_front_front_conf', 'htcondor_wn_gpu_wn_gpu_conf', 'htcondor_wn_wn_conf']
+    for name, play in recipes.items():
+        assert play['vars']['htcondor_central_manager_group'] == 'front' and play['vars']['htcondor_access_point_group'] == 'front'
+    assert recipes['htcondor_wn_wn_conf']['vars']['htcondor_execute_group'] == 'wn'
+    gpu_vars = recipes['htcondor_wn_gpu_wn_gpu_conf']['vars']
+    assert gpu_vars['htcondor_execute_group'] == 'wn_gpu' and gpu_vars['htcondor_gpu_mode'] == 'discover'
+    assert gpu_vars['nvidia_mig_partition_flavor'] == '3x 2g.20gb MIG GPUs'
+    assert 'nvidia_mig_partition_flavor' not in recipes['htcondor_wn_wn_conf']['vars']
