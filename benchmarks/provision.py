@@ -49,12 +49,15 @@ def run_module(args):
 def run_module_traced(args):
     """Run the module in this process, recording (thread, method, url, start, end) of every API request."""
     import keystoneauth1.session  # pylint: disable=import-outside-toplevel
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
     from ansible.module_utils import basic  # pylint: disable=import-outside-toplevel
     from ansible.module_utils.common.text.converters import to_bytes  # pylint: disable=import-outside-toplevel
     from ansible_collections.fedgpu.platform.plugins.modules import openstack_federation_cluster as module  # pylint: disable=import-outside-toplevel
     args = dict(args, clouds_yaml=osenv.CLOUDS_YAML, clouds=[{'name': osenv.SITE_A}, {'name': osenv.SITE_B}],
                 _ansible_check_mode=False, _ansible_diff=False)
     basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args}))  # pylint: disable=protected-access
+    basic._ANSIBLE_PROFILE = 'legacy'  # pylint: disable=protected-access
     records = []
     original = keystoneauth1.session.Session.request
 
@@ -63,7 +66,8 @@ def run_module_traced(args):
         try:
             return original(self, url, method, *a, **kw)
         finally:
-            records.append((threading.current_thread().name, method, url, start, time.perf_counter()))
+            service = (kw.get('endpoint_filter') or {}).get('service_type') or ('identity' if '/auth/' in url or url.endswith('/v3') else '')
+            records.append((threading.current_thread().name, method, '%s %s' % (service, url), start, time.perf_counter()))
 
     keystoneauth1.session.Session.request = request
     out = io.StringIO()
@@ -83,23 +87,25 @@ def run_module_traced(args):
 
 
 def request_kind(method, url):
-    """'compute POST /servers' from a request, ids and query strings left out."""
-    path = re.sub(r'\?.*$', '', url.split('://', 1)[-1].split('/', 1)[-1])
+    """'compute POST /servers' from a request ('<service> <url>'), ids and query strings left out."""
+    service, url = url.split(' ', 1)
+    path = re.sub(r'\?.*$', '', url)
+    if '://' in path:
+        path = '/' + path.split('://', 1)[1].split('/', 1)[-1]
     path = re.sub(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}', '{id}', path)
-    path = re.sub(r'^(v[0-9.]+|compute/v[0-9.]+|v2\.1|identity/v3|v3)/', '', path)
-    port = re.search(r':(\d+)/', url)
-    service = {'5000': 'identity', '8774': 'compute', '9696': 'network', '9292': 'image', '8778': 'placement'}.get(
-        port.group(1) if port else '', 'other')
-    return '%s %s /%s' % (service, method, path)
+    path = re.sub(r'^/(v[0-9.]+)(?=/|$)', '', path) or '/'
+    return '%s %s %s' % (service or '?', method, path)
 
 
 def report_trace(label, elapsed, records):
     """Print where the time went: requests by kind (count, summed seconds), and the union of request time."""
     kinds = collections.OrderedDict()
     for _thread, method, url, start, end in sorted(records, key=lambda r: r[3]):
-        k = kinds.setdefault(request_kind(method, url), [0, 0.0])
+        k = kinds.setdefault(request_kind(method, url), [0, 0.0, [], []])
         k[0] += 1
         k[1] += end - start
+        k[2].append(end - start)
+        k[3].append((start, end))
     busy, last = 0.0, 0.0
     for start, end in sorted((r[3], r[4]) for r in records):
         if end > last:
@@ -107,8 +113,10 @@ def report_trace(label, elapsed, records):
             last = end
     print('%s: %.2f s wall, %d requests, %.2f s with a request in flight, %.2f s without one' % (
         label, elapsed, len(records), busy, elapsed - busy))
-    for kind, (count, seconds) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
-        print('  %5d  %7.2f s  %s' % (count, seconds, kind))
+    print('  count  summed s  each: min - max s  first start - last end s  kind')
+    for kind, (count, seconds, each, spans) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+        print('  %5d  %8.2f  %7.2f - %5.2f    %6.2f - %6.2f         %s' % (
+            count, seconds, min(each), max(each), min(s for s, _e in spans), max(e for _s, e in spans), kind))
 
 
 def provision(name, groups, trace=False):
