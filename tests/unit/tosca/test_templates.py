@@ -18,6 +18,7 @@
 """
 import copy
 import glob
+import gzip
 import io
 import os
 import re
@@ -50,6 +51,17 @@ def local_path(url):
     return None
 
 
+def read_local(path):
+    """A served file's bytes, or None; the pinned upstream files are kept gzipped (fixtures/tosca-types/SOURCES.md)."""
+    if path and os.path.exists(path):
+        with open(path, 'rb') as f:
+            return f.read()
+    if path and os.path.exists(path + '.gz'):
+        with gzip.open(path + '.gz', 'rb') as f:
+            return f.read()
+    return None
+
+
 STUB = '---\n- hosts: localhost\n  tasks: []\n'
 INDIGO_ARTIFACT = re.compile(r'^https://raw\.githubusercontent\.com/indigo-dc/tosca-types/[^/]+/artifacts/')
 
@@ -64,11 +76,10 @@ def offline(monkeypatch, tmp_path):
 
     def urlopen(url, *args, **kwargs):
         url = getattr(url, 'full_url', url)
-        path = local_path(url)
-        if not path or not os.path.exists(path):
+        content = read_local(local_path(url))
+        if content is None:
             raise AssertionError('the test reached for %s, which it does not serve' % url)
-        with open(path, 'rb') as f:
-            resp = io.BytesIO(f.read())
+        resp = io.BytesIO(content)
         resp.getcode = lambda: 200
         return resp
 
@@ -77,10 +88,9 @@ def offline(monkeypatch, tmp_path):
             self.status_code, self.reason, self.text = 200, 'OK', text
 
     def get(_session, url, *args, **kwargs):
-        path = local_path(url)
-        if path and os.path.exists(path):
-            with open(path) as f:
-                return Response(f.read())
+        content = read_local(local_path(url))
+        if content is not None:
+            return Response(content.decode())
         if INDIGO_ARTIFACT.match(url):
             stubbed.append(url.split('/artifacts/', 1)[1])
             return Response(STUB)
