@@ -90,7 +90,7 @@ options:
         collection's playbooks apply to, for example C(gpu) to C([platform, workers, gpu_workers, htcondor_execute]).
         Each node of a node group becomes a member of each of its groups; a node group that the table does not name
         gets none of them.
-      - "Derived host values, computed in one place (module_utils C(platform_layout)): for C(db_data) hosts,
+      - "Derived host values, computed in one place (module_utils C(platform_layout)), per cluster: for C(db_data) hosts,
         C(repmgr_node_id) = 100 * k + the node's index, where k is the position of its node group among those mapped
         to C(db_data) (so an id never changes when a group grows), C(repmgr_role) C(primary) for the lowest id and
         C(standby) for the others, C(repmgr_priority) 100 for index 1 and 10 less per index (at least 10); for
@@ -344,15 +344,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 'fedgpu_metadata': md,
                 'fedgpu_availability_zone': server.get('availability_zone'),
             }))
-        try:
-            mapped_groups, derived = layout([{'host': h, 'group': hv['fedgpu_group'], 'index': hv['fedgpu_index']}
-                                             for h, _c, _s, hv in facts], self.get_option('group_map'))
-        except LayoutError as exc:
-            raise AnsibleParserError('openstack_federation: %s' % to_native(exc))
-        host_groups = {}
-        for group, members in mapped_groups.items():
-            for member in members:
-                host_groups.setdefault(member, []).append(group)
+        # The table's groups and derived values, cluster by cluster (each its own database cluster).
+        host_groups, derived = {}, {}
+        for cluster in sorted({hv['fedgpu_cluster'] or '' for _h, _c, _s, hv in facts}):
+            try:
+                mapped_groups, values = layout([{'host': h, 'group': hv['fedgpu_group'], 'index': hv['fedgpu_index']}
+                                                for h, _c, _s, hv in facts if (hv['fedgpu_cluster'] or '') == cluster],
+                                               self.get_option('group_map'))
+            except LayoutError as exc:
+                raise AnsibleParserError('openstack_federation: cluster %s: %s' % (cluster, to_native(exc)))
+            derived.update(values)
+            for group, members in mapped_groups.items():
+                for member in members:
+                    host_groups.setdefault(member, []).append(group)
         jump_user = self.get_option('jump_user')
         for hostname, cloud, server, hv in facts:
             self.inventory.add_host(hostname)

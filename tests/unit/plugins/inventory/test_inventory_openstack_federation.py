@@ -152,6 +152,16 @@ def test_group_map_gives_playbook_groups_and_derived_repmgr_values():
     assert 'repmgr_node_id' not in hostvars(plugin, 'ml-gpu-1')
 
 
+def test_each_cluster_gets_its_own_repmgr_ids():
+    data = {'errors': [], 'clouds': [{'cloud': 'cnaf', 'region': 'R1', 'servers': [
+        server('a-db-1', 'a', 'db', 1, '10.42.1.21'), server('b-db-1', 'b', 'db', 1, '10.42.3.21'),
+        server('b-db-2', 'b', 'db', 2, '10.42.3.22')]}]}
+    plugin = make_plugin(group_map={'db': ['db', 'db_data']})
+    plugin._populate(data)
+    assert [(h, hostvars(plugin, h)['repmgr_node_id'], hostvars(plugin, h)['repmgr_role']) for h in ('a-db-1', 'b-db-1', 'b-db-2')] == [
+        ('a-db-1', 1, 'primary'), ('b-db-1', 1, 'primary'), ('b-db-2', 2, 'standby')]
+
+
 def test_bad_group_map_fails_naming_the_entry():
     plugin = make_plugin(group_map={'gpu': ['workers', 'gpu-workers']})
     with pytest.raises(AnsibleParserError, match=r"group_map.gpu: 'gpu-workers' is not a valid group name"):
