@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from ansible_collections.fedgpu.platform.plugins.module_utils.openstack_federation import gpu_info
 from osenv import BIN, HERE, SITE_A, SITE_B, ansible_env
 
 PLAYBOOK = os.path.join(HERE, 'standins.yml')
@@ -25,11 +26,9 @@ EMULATED = {'A100': 'A100-80GB', 'H100': 'H100-80GB'}
 
 
 def flavor_gpus(flavor):
-    """The emulator's GPU models for a server's embedded flavor (compute API >= 2.47)."""
-    specs = getattr(flavor, 'extra_specs', None) or (flavor.get('extra_specs') if isinstance(flavor, dict) else None) or {}
-    count = sum(int(v) for k, v in specs.items() if k.startswith('resources') and 'GPU' in k.upper())
-    model = specs.get('gpu:model')
-    return [EMULATED.get(model, model)] * count if model and count else []
+    """The emulator's GPU models for a server's embedded flavor (compute API >= 2.47), read as the collection reads flavors."""
+    gpu = gpu_info(getattr(flavor, 'extra_specs', None))
+    return [EMULATED.get(gpu['model'], gpu['model'])] * gpu['count'] if gpu['model'] else []
 
 
 class StandIns:
