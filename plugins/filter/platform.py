@@ -9,6 +9,8 @@ import ipaddress
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.fedgpu.platform.plugins.module_utils.platform_layout import LayoutError, layout
+
 
 def _is_ip(value):
     try:
@@ -43,6 +45,33 @@ def node_addresses(names, hostvars, address_var=''):
     return [{'name': str(name), 'address': _lookup(hostvars, name, address_var)} for name in names]
 
 
+def platform_layout(groups, group_map):
+    """The playbooks' groups and derived host values from node groups given as inventory groups (an orchestrator's).
+
+    Each node group of ``group_map`` is the inventory group of that name; a
+    host's index is its position in it, from 1.  The rule is the inventory
+    plugin's (module_utils.platform_layout).
+    """
+    if not isinstance(groups, dict):
+        raise AnsibleFilterError('platform_layout: the input must be the groups magic variable, not %s' % type(groups).__name__)
+    if not isinstance(group_map, dict):
+        raise AnsibleFilterError('platform_layout: group_map must be a mapping of node groups to lists of groups')
+    nodes = []
+    for node_group in group_map:
+        for index, host in enumerate(groups.get(node_group) or [], start=1):
+            nodes.append({'host': str(host), 'group': str(node_group), 'index': index})
+    try:
+        out_groups, out_hostvars = layout(nodes, group_map)
+    except LayoutError as e:
+        raise AnsibleFilterError('platform_layout: %s' % e)
+    hosts = []
+    for node in nodes:
+        hosts.append({'name': node['host'], 'node_group': node['group'], 'index': node['index'],
+                      'groups': [g for g, members in out_groups.items() if node['host'] in members],
+                      'vars': out_hostvars.get(node['host'], {})})
+    return {'groups': out_groups, 'hosts': hosts}
+
+
 class FilterModule(object):
     def filters(self):
-        return {'node_addresses': node_addresses}
+        return {'node_addresses': node_addresses, 'platform_layout': platform_layout}

@@ -17,11 +17,14 @@
   not pinned: they are served as an empty play and the test names them.
 """
 import copy
+import json
 import glob
 import gzip
 import io
 import os
 import re
+import subprocess
+import sys
 import urllib.request
 
 import pytest
@@ -153,7 +156,7 @@ def input_uses(node_templates):
 
 
 def test_there_are_templates():
-    assert [os.path.basename(t) for t in TEMPLATES] == ['htcondor_pool.yaml', 'jupyterhub_gpu_vm.yaml']
+    assert [os.path.basename(t) for t in TEMPLATES] == ['htcondor_pool.yaml', 'jupyterhub_gpu_vm.yaml', 'platform.yaml']
 
 
 @pytest.mark.parametrize('template', TEMPLATES, ids=os.path.basename)
@@ -324,3 +327,129 @@ def test_htcondor_pool_translates_to_radl(offline):
     assert gpu_vars['htcondor_execute_group'] == 'wn_gpu' and gpu_vars['htcondor_gpu_mode'] == 'discover'
     assert gpu_vars['nvidia_mig_partition_flavor'] == '3x 2g.20gb MIG GPUs'
     assert 'nvidia_mig_partition_flavor' not in recipes['htcondor_wn_wn_conf']['vars']
+
+
+# The full platform: each Compute node is the openstack_federation inventory's node group of the same role.
+PLATFORM_NODE_GROUPS = {'front': 'frontend', 'wn': 'cpu', 'wn_gpu': 'gpu', 'nfs': 'nfs', 'db': 'db', 'db_standby': 'db',
+                        'db_witness': 'dbw', 'backup': 'backup'}
+
+
+def platform_group_map():
+    nodes = load(os.path.join(ROOT, 'tosca', 'platform.yaml'))['topology_template']['node_templates']
+    maps = [n['interfaces']['Standard']['configure']['inputs']['fedgpu_group_map'] for n in nodes.values() if 'interfaces' in n]
+    assert maps and all(m == maps[0] for m in maps), 'every software node of platform.yaml carries the same table'
+    return maps[0], nodes
+
+
+def test_platform_table_is_the_inventory_table():
+    """One table: the template's, keyed by Compute node, is the openstack inventory's group_map (no drift)."""
+    group_map, nodes = platform_group_map()
+    computes = {name for name, n in nodes.items() if n['type'] == 'tosca.nodes.indigo.Compute'}
+    assert set(group_map) == computes == set(PLATFORM_NODE_GROUPS)
+    inventory = load(os.path.join(ROOT, 'inventories', 'openstack', 'fedgpu.openstack_federation.yml'))['group_map']
+    for compute, groups in group_map.items():
+        assert groups == inventory[PLATFORM_NODE_GROUPS[compute]], (compute, groups)
+    # Every group a play of site.yml applies to is made by the table (or is a group every inventory has).
+    site = [os.path.join(ROOT, 'playbooks', p['ansible.builtin.import_playbook']) for p in load(os.path.join(ROOT, 'playbooks', 'site.yml'))]
+    made = {g for groups in group_map.values() for g in groups} | {'all'}
+    while site:
+        path = site.pop()
+        for play in load(path):
+            if 'ansible.builtin.import_playbook' in play:
+                site.append(os.path.join(os.path.dirname(path), play['ansible.builtin.import_playbook']))
+                continue
+            for pattern in re.split(r'[:,]', play['hosts']):
+                assert pattern in made, '%s applies to %s, which the platform template does not make' % (os.path.basename(path), pattern)
+
+
+def test_platform_translates_to_radl(offline):
+    tpl = with_inputs(load(os.path.join(ROOT, 'tosca', 'platform.yaml')), number_of_nodes=2, number_of_nodes_with_gpu=3,
+                      num_gpus_node=2, gpu_model_node='H100', gpu_partition_flavor='7x 1g.10gb MIG GPUs', number_of_db_standbys=2,
+                      iam_client_id='hub', iam_client_secret='s3cret', iam_groups='ml-infn-users')
+    radl = to_radl(tpl)
+    assert set(offline) == {'os/configure_users.yml'}, offline
+    systems = {s.name: s for s in radl.systems}
+    assert sorted(systems) == sorted(PLATFORM_NODE_GROUPS)
+    assert {d.id: d.vm_number for d in radl.deploys} == {'front': 1, 'wn': 2, 'wn_gpu': 3, 'nfs': 1, 'db': 1, 'db_standby': 2,
+                                                          'db_witness': 1, 'backup': 1}
+    assert [n for n, s in systems.items() if s.getValue('gpu.count')] == ['wn_gpu']
+    assert systems['wn_gpu'].getValue('gpu.count') == 2 and systems['wn_gpu'].getValue('gpu.model') == 'H100'
+    # The NFS areas live on the server's root disk.
+    assert systems['nfs'].getFeature('disk.0.size').getValue('G') == 200
+    recipes = {c.name: yaml.safe_load(c.recipes)[0] for c in radl.configures if c.name.startswith('platform_')}
+    assert len(recipes) == 8
+    group_map, _ = platform_group_map()
+    for name, play in recipes.items():
+        assert play['vars']['fedgpu_group_map'] == group_map, name
+    by_node = {name.split('_', 1)[1].rsplit('_conf', 1)[0]: play for name, play in recipes.items()}
+    front = [p for n, p in by_node.items() if n.startswith('front')][0]
+    assert front['vars']['jupyterhub_oidc_client_secret'] == 's3cret' and front['vars']['jupyterhub_allowed_groups'] == ['ml-infn-users']
+    gpu = [p for n, p in by_node.items() if n.startswith('wn_gpu')][0]
+    assert gpu['vars']['nvidia_mig_partition_flavor'] == '7x 1g.10gb MIG GPUs' and gpu['vars']['htcondor_gpu_mode'] == 'discover'
+    # The order of configuration: the IM runs a node's recipe after those it depends on.
+    steps = {c.configure.split('_', 1)[1].rsplit('_conf', 1)[0]: c.num for c in radl.contextualize.items.values()
+             if c.configure.startswith('platform_')}
+    assert steps, radl.contextualize
+    order = sorted(steps, key=steps.get)
+    assert steps['db_db'] < steps['db_standby_db_standby'] < steps['backup_backup'], order
+    assert steps['db_db'] < steps['db_witness_db_witness'] < steps['backup_backup'], order
+    assert steps['nfs_nfs'] < steps['front_front'] < steps['wn_wn'] and steps['front_front'] < steps['wn_gpu_wn_gpu'], order
+
+
+def im_inventory(counts):
+    """An inventory as the IM writes it (ConfManager: hosts named IP_imid, one group per system), every host local."""
+    children, all_hosts, im_id = {}, {}, 0
+    for system, count in counts.items():
+        hosts = {}
+        for _ in range(count):
+            name = '10.0.0.%d_%d' % (10 + im_id, im_id)
+            hosts[name] = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                           'IM_NODE_PRIVATE_IP': '10.0.0.%d' % (10 + im_id), 'IM_NODE_NUM': str(im_id)}
+            all_hosts[name] = {}
+            im_id += 1
+        children[system] = {'hosts': hosts}
+    children['allnowindows'] = {'hosts': all_hosts}
+    return {'all': {'vars': {'IM_MASTER_HOSTNAME': 'front'}, 'children': children}}
+
+
+def test_platform_recipe_lays_out_the_im_inventory(offline, tmp_path):
+    """The recipe the IM would run (its header merged in) on a database VM joins site.yml's groups with repmgr's ids."""
+    from IM.ConfManager import ConfManager  # pylint: disable=import-outside-toplevel
+    from IM.ansible_utils import merge_recipes  # pylint: disable=import-outside-toplevel
+    tpl = with_inputs(load(os.path.join(ROOT, 'tosca', 'platform.yaml')), number_of_db_standbys=2, iam_client_id='hub',
+                      iam_client_secret='s3cret')
+    radl = to_radl(tpl)
+    conf = [c for c in radl.configures if c.name.startswith('platform_db_standby')][0]
+    playbook = merge_recipes(ConfManager.add_ansible_header('linux'), conf.recipes)
+    plays = yaml.safe_load(playbook)
+    assert plays[0]['hosts'] == '{{IM_HOST}}' and plays[0]['gather_facts'] is True
+    assert not isinstance(plays[0].get('become'), list), 'the header and the artifact both set become: %r' % plays[0].get('become')
+    (tmp_path / 'site.yml').write_text(playbook)
+    counts = {'front': 1, 'wn': 2, 'wn_gpu': 1, 'nfs': 1, 'db': 1, 'db_standby': 2, 'db_witness': 1, 'backup': 1}
+    inventory = im_inventory(counts)
+    (tmp_path / 'inventory.yml').write_text(yaml.safe_dump(inventory, sort_keys=False))
+    standby = list(inventory['all']['children']['db_standby']['hosts'])[1]
+    (tmp_path / 'ansible.cfg').write_text('[defaults]\n')
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.posix.json', ANSIBLE_CONFIG=str(tmp_path / 'ansible.cfg'),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.cache', 'collections'))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', 'inventory.yml', 'site.yml',
+                           '--tags', 'fedgpu_layout', '-e', 'IM_HOST=%s' % standby, '-e', 'ansible_become=false',
+                           '-e', 'fedgpu_secrets_dir=%s' % (tmp_path / 'secrets')],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    tasks = {t['task']['name']: t['hosts'] for t in result['plays'][0]['tasks']}
+    assert list(tasks['Show where this VM belongs']) == [standby]
+    msg = tasks['Show where this VM belongs'][standby]['msg']
+    # The second standby: node group db_standby (second of those mapped to db_data), index 2.
+    assert msg == '%s: allnowindows, db, db_data, db_standby, platform, repmgr node 102 standby' % standby, msg
+    joined = tasks["Join site.yml's groups, with the values derived for each VM (fedgpu_group_map)"][standby]['results']
+    ids = {r['item']['node_group'] + str(r['item']['index']): (r['item']['vars'].get('repmgr_node_id'), r['item']['vars'].get('repmgr_role'))
+           for r in joined}
+    assert {k: v for k, v in ids.items() if v[0]} == {'db1': (1, 'primary'), 'db_standby1': (101, 'standby'), 'db_standby2': (102, 'standby'),
+                                                     'db_witness1': (1001, 'witness')}
+    assert len(joined) == sum(counts.values())
+    # The layout changed nothing, and no task outside it ran.
+    assert set(tasks) <= {'Gathering Facts', 'Join site.yml\'s groups, with the values derived for each VM (fedgpu_group_map)',
+                          'Show where this VM belongs'}, sorted(tasks)
+    assert not any(h.get('changed') for hosts in tasks.values() for h in hosts.values())
