@@ -10,7 +10,9 @@ reads the servers into the inventory, waits for them and applies site.yml to
 the groups that the plugin's group_map gave them; a second run changes
 nothing; growing the GPU group by one configures the new node, which joins
 the HTCondor pool with its MIG devices, and changes the others only where
-they list their peers.
+they list their peers; shrinking it back deletes the server and the central
+manager forgets the execute point at once (its ads invalidated, not left to
+expire), again changing the others only where they list their peers.
 """
 import json
 import os
@@ -38,6 +40,8 @@ GROUP_MAP = {
 # peers (names, and the firewall's set of platform addresses, reloaded).
 PEER_TASKS = {'fedgpu.platform.common : List every platform node in /etc/hosts', 'fedgpu.platform.common : Write the firewall ruleset',
               'fedgpu.platform.common : Reload nftables'}
+# What shrinking it may change besides: the central manager invalidates the departed node's ads.
+PRUNE_TASKS = {'fedgpu.platform.htcondor : Invalidate the ads of each departed host'}
 
 
 def description(gpus):
@@ -136,7 +140,7 @@ def wait_status(host, want, timeout=90):
 
 
 @pytest.mark.slow
-def test_deploy_provisions_configures_and_grows(sites, conns, inventory_dir):
+def test_deploy_provisions_configures_grows_and_shrinks(sites, conns, inventory_dir):
     with StandIns(conns, CLUSTER) as standins:
         try:
             first = deploy(inventory_dir, 0, standins)
@@ -166,9 +170,25 @@ def test_deploy_provisions_configures_and_grows(sites, conns, inventory_dir):
             out = wait_status('dep-frontend-1', lambda o: re.search(r'dep-gpu-1\S*\s+7\b', o))
             assert re.search(r'dep-gpu-1\S*\s+7\b', out), out
             assert set(cluster_servers(conns, CLUSTER)) == {'dep-frontend-1', 'dep-cpu-1', 'dep-gpu-1'}
+
+            shrunk = deploy(inventory_dir, 0, standins)
+            assert shrunk.returncode == 0, shrunk.stdout[-6000:]
+            hosts = recap(shrunk.stdout)
+            assert set(hosts) == {'localhost', 'dep-frontend-1', 'dep-cpu-1'}, hosts
+            changed = changed_tasks(shrunk.stdout)
+            assert set(changed.get('dep-cpu-1', [])) <= PEER_TASKS, changed.get('dep-cpu-1')
+            assert set(changed.get('dep-frontend-1', [])) <= PEER_TASKS | PRUNE_TASKS, changed.get('dep-frontend-1')
+            assert 'fedgpu.platform.htcondor : Invalidate the ads of each departed host' in changed.get('dep-frontend-1', []), changed
+            assert set(cluster_servers(conns, CLUSTER)) == {'dep-frontend-1', 'dep-cpu-1'}
+            # Gone from the pool when the run ends (an ad left to expire stays for minutes).
+            out = condor_status('dep-frontend-1')
+            assert 'dep-cpu-1' in out and 'dep-gpu-1' not in out, out
         finally:
             proc = run_playbook('teardown.yml', dict(description(0), fedgpu_teardown_confirm=CLUSTER))
             assert proc.returncode == 0, proc.stdout[-3000:]
         standins.stop()
         started = [name for _t, event, names in standins.log if event == 'started' for name in names]
         assert sorted(started) == ['dep-cpu-1', 'dep-frontend-1', 'dep-gpu-1'], standins.log
+        # The shrink deleted the GPU node's server (its stand-in went with it) before the teardown took the rest.
+        removed = [names for _t, event, names in standins.log if event == 'removed']
+        assert removed and removed[0] == ['dep-gpu-1'], standins.log

@@ -370,15 +370,15 @@ def test_platform_translates_to_radl(offline):
     assert set(offline) == {'os/configure_users.yml'}, offline
     systems = {s.name: s for s in radl.systems}
     assert sorted(systems) == sorted(PLATFORM_NODE_GROUPS)
-    assert {d.id: d.vm_number for d in radl.deploys} == {'front': 1, 'wn': 2, 'wn_gpu': 3, 'nfs': 1, 'db': 1, 'db_standby': 2,
-                                                          'db_witness': 1, 'backup': 1}
+    counts = {'front': 1, 'wn': 2, 'wn_gpu': 3, 'nfs': 1, 'db': 1, 'db_standby': 2, 'db_witness': 1, 'backup': 1}
+    assert {d.id: d.vm_number for d in radl.deploys} == counts
     assert [n for n, s in systems.items() if s.getValue('gpu.count')] == ['wn_gpu']
     assert systems['wn_gpu'].getValue('gpu.count') == 2 and systems['wn_gpu'].getValue('gpu.model') == 'H100'
     # The NFS areas live on the server's root disk.
     assert systems['nfs'].getFeature('disk.0.size').getValue('G') == 200
     recipes = {c.name: yaml.safe_load(c.recipes)[0] for c in radl.configures if c.name.startswith('platform_')}
     assert len(recipes) == 8
-    group_map, _ = platform_group_map()
+    group_map = platform_group_map()[0]
     for name, play in recipes.items():
         assert play['vars']['fedgpu_group_map'] == group_map, name
     by_node = {name.split('_', 1)[1].rsplit('_conf', 1)[0]: play for name, play in recipes.items()}
@@ -401,7 +401,7 @@ def im_inventory(counts):
     children, all_hosts, im_id = {}, {}, 0
     for system, count in counts.items():
         hosts = {}
-        for _ in range(count):
+        for _k in range(count):
             name = '10.0.0.%d_%d' % (10 + im_id, im_id)
             hosts[name] = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                            'IM_NODE_PRIVATE_IP': '10.0.0.%d' % (10 + im_id), 'IM_NODE_NUM': str(im_id)}
@@ -446,8 +446,8 @@ def test_platform_recipe_lays_out_the_im_inventory(offline, tmp_path):
     joined = tasks["Join site.yml's groups, with the values derived for each VM (fedgpu_group_map)"][standby]['results']
     ids = {r['item']['node_group'] + str(r['item']['index']): (r['item']['vars'].get('repmgr_node_id'), r['item']['vars'].get('repmgr_role'))
            for r in joined}
-    assert {k: v for k, v in ids.items() if v[0]} == {'db1': (1, 'primary'), 'db_standby1': (101, 'standby'), 'db_standby2': (102, 'standby'),
-                                                     'db_witness1': (1001, 'witness')}
+    want = {'db1': (1, 'primary'), 'db_standby1': (101, 'standby'), 'db_standby2': (102, 'standby'), 'db_witness1': (1001, 'witness')}
+    assert {k: v for k, v in ids.items() if v[0]} == want
     assert len(joined) == sum(counts.values())
     # The layout changed nothing, and no task outside it ran.
     assert set(tasks) <= {'Gathering Facts', 'Join site.yml\'s groups, with the values derived for each VM (fedgpu_group_map)',
