@@ -77,7 +77,8 @@ for stage in $stages; do
     changelog)
       run_stage changelog antsibull-changelog lint ;;
     unit)
-      run_stage unit python -m pytest -q -rs tests/unit ;;
+      # tests/integration/kubernetes: a real cluster when KUBECONFIG is set, else skipped with that reason.
+      run_stage unit python -m pytest -q -rs tests/unit tests/integration/kubernetes ;;
     sanity)
       run_stage sanity tools/sanity.sh ;;
     demo)

@@ -5,11 +5,9 @@
 
 from __future__ import annotations
 
-import re
-
 from ansible.errors import AnsibleFilterError
 
-_NAME = re.compile(r'^[a-z][a-z0-9_-]{0,31}$')
+from ansible_collections.fedgpu.platform.plugins.module_utils.fairshare import FairShareError, communities
 
 
 def htcondor_accounting_groups(groups, prefix='group_', accept_surplus=True, priority_factor=1000.0):
@@ -17,65 +15,27 @@ def htcondor_accounting_groups(groups, prefix='group_', accept_surplus=True, pri
 
     ``groups`` is [{name, parent, share, accept_surplus, priority_factor, ...}]
     (other keys are ignored: the list is shared with the rest of the
-    platform). Returns [{name, group, parent_group, share, accept_surplus,
-    priority_factor}] where ``group`` is the dotted hierarchical name
-    (``group_physics.cms``), as HTCondor's GROUP_NAMES wants it.
+    platform), checked by module_utils.fairshare. Returns [{name, group,
+    parent_group, depth, share, accept_surplus, priority_factor}] where
+    ``group`` is the dotted hierarchical name (``group_physics.cms``), as
+    HTCondor's GROUP_NAMES wants it.
     """
-    if not isinstance(groups, (list, tuple)):
-        raise AnsibleFilterError('htcondor_groups: expected a list of communities, got %r' % (groups,))
-    parents = {}
-    for item in groups:
-        if not isinstance(item, dict) or 'name' not in item:
-            raise AnsibleFilterError('htcondor_groups: every community needs a name, got %r' % (item,))
-        name = str(item['name'])
-        if not _NAME.match(name):
-            raise AnsibleFilterError('htcondor_groups: %r is not a community name (lower case letters, digits, _ and -)' % name)
-        if name in parents:
-            raise AnsibleFilterError('htcondor_groups: community %r is listed twice' % name)
-        parents[name] = str(item.get('parent') or '')
-    for name, parent in parents.items():
-        if parent and parent not in parents:
-            raise AnsibleFilterError('htcondor_groups: community %r has an unknown parent %r' % (name, parent))
-
-    def chain(name):
-        out, seen = [], set()
-        while name:
-            if name in seen:
-                raise AnsibleFilterError('htcondor_groups: the parents of %r form a cycle' % name)
-            seen.add(name)
-            out.insert(0, name)
-            name = parents[name]
-        return out
-
+    try:
+        checked = communities(groups, accept_surplus, priority_factor)
+    except FairShareError as e:
+        raise AnsibleFilterError('htcondor_groups: %s' % e)
     result = []
-    for item in groups:
-        names = chain(str(item['name']))
-        share = item.get('share')
-        if share is not None:
-            try:
-                share = float(share)
-            except (TypeError, ValueError):
-                share = -1.0
-            if not 0.0 <= share <= 1.0:
-                raise AnsibleFilterError('htcondor_groups: share of %r must be a fraction between 0 and 1, got %r'
-                                         % (item['name'], item.get('share')))
-        factor = item.get('priority_factor', priority_factor)
-        try:
-            factor = float(factor)
-        except (TypeError, ValueError):
-            factor = 0.0
-        if factor < 1.0:
-            raise AnsibleFilterError('htcondor_groups: priority_factor of %r must be a number >= 1, got %r'
-                                     % (item['name'], item.get('priority_factor')))
+    for item in checked:
+        names = item['path']
         group = prefix + '.'.join(n.replace('-', '_') for n in names)
         result.append({
-            'name': str(item['name']),
+            'name': item['name'],
             'group': group,
             'parent_group': group.rsplit('.', 1)[0] if len(names) > 1 else '',
             'depth': len(names),
-            'share': share,
-            'accept_surplus': bool(item.get('accept_surplus', accept_surplus)),
-            'priority_factor': factor,
+            'share': None if item['share'] is None else float(item['share']),
+            'accept_surplus': item['accept_surplus'],
+            'priority_factor': item['priority_factor'],
         })
     result.sort(key=lambda g: (g['depth'], g['group']))
     return result

@@ -100,7 +100,7 @@ def collection_names():
         for path in glob.glob(os.path.join(ROOT, "plugins", kind, "*.py")):
             names.add(os.path.splitext(os.path.basename(path))[0])
     for path in glob.glob(os.path.join(ROOT, "plugins", "filter", "*.py")):
-        names.update(re.findall(r"['\"]([a-z_]+)['\"]: *[a-z_]+,?", read(path)))
+        names.update(re.findall(r"['\"]([a-z_][a-z0-9_]*)['\"]: *[a-z_][a-z0-9_]*,?", read(path)))
     names.update(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles", "*")))
     names.update(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "playbooks", "*.yml")))
     routing = (load("meta/runtime.yml") or {}).get("plugin_routing", {})
@@ -115,7 +115,7 @@ def test_docs_name_only_what_exists():
     for path in glob.glob(os.path.join(ROOT, "**", "*.md"), recursive=True):
         if "/.cache/" in path or "/.venv/" in path or "/changelogs/" in path:
             continue
-        for name in re.findall(r"fedgpu\.platform\.([a-z_]+)", read(path)):
+        for name in re.findall(r"fedgpu\.platform\.([a-z_][a-z0-9_]*)", read(path)):
             if name not in names:
                 wrong.append("%s: fedgpu.platform.%s" % (os.path.relpath(path, ROOT), name))
     assert wrong == []

@@ -8,6 +8,7 @@
 # reads the hub's objects and calls them.
 """Options filtering by group, GPU/MIG device allocation and home links for JupyterHub."""
 
+import copy
 import html
 import json
 import os
@@ -171,6 +172,27 @@ def _raise_busy(what, plural, count):
     if count == 1:
         raise NoFreeDevice("No free %s right now: the only one is in use. Try again later or pick another flavour." % what)
     raise NoFreeDevice("No free %s right now: all %d are in use. Try again later or pick another flavour." % (what, count))
+
+
+def kubespawner_profiles(profiles, choices, environments, flavours, groups, use_gpu=True):
+    """KubeSpawner's ``profile_list`` for a user: one profile per visible flavour, the visible environments as its choices.
+
+    ``profiles`` (flavour name -> profile) and ``choices`` (environment name ->
+    choice) are made by the filter fedgpu.platform.z2jh_values. Empty when no
+    environment or no flavour is open to the groups (no form; the spawn is refused).
+    """
+    envs = visible_environments(environments, groups)
+    flavs = visible_flavours(flavours, groups, use_gpu)
+    if not envs or not flavs:
+        return []
+    out = []
+    for flavour in flavs:
+        profile = copy.deepcopy(profiles[flavour["name"]])
+        profile["profile_options"] = {"environment": {
+            "display_name": "Environment",
+            "choices": {e["name"]: copy.deepcopy(choices[e["name"]]) for e in envs}}}
+        out.append(profile)
+    return out
 
 
 def used_devices(servers, exclude=None):
@@ -439,3 +461,69 @@ def _docker_options(spawner, settings, environment, device, name, groups):
     if device:
         host_config["device_requests"] = [{"Driver": "nvidia", "DeviceIDs": [device["id"]], "Capabilities": [["gpu"]]}]
     spawner.extra_host_config = host_config
+
+
+# ------------------------------------------------------ Kubernetes (KubeSpawner, z2jh)
+# Made by fedgpu.platform.z2jh_values: settings in the chart's ``custom.fedgpu``.
+
+# KubeSpawner traits that the profiles (flavours, environments) override: put
+# back before each spawn, so that nothing of an earlier spawn's choice stays.
+KUBESPAWNER_OVERRIDDEN = ("image", "cmd", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee",
+                          "extra_resource_limits", "extra_resource_guarantees", "node_selector", "tolerations", "environment")
+
+
+def _account(accounts, name):
+    account = accounts.get(name)
+    if not account:
+        raise user_facing(ServerUnavailable(
+            "Your account '%s' has no uid on this platform (platform_users), so your files cannot be reached. "
+            "Nothing was started; ask the platform's operators." % name), 403)
+    return account
+
+
+def make_kubespawner_hooks(settings):
+    """profile_list, pre_spawn_hook, uid, gid, supplemental_gids and auth_state_groups_key for KubeSpawner."""
+    environments = settings["environments"]
+    flavours = settings["flavours"]
+    use_gpu = settings.get("use_gpu", True)
+    accounts = settings["accounts"]
+
+    def profile_list(spawner):
+        return kubespawner_profiles(settings["profiles"], settings["environment_choices"],
+                                    environments, flavours, _user_groups(spawner), use_gpu)
+
+    def pre_spawn_hook(spawner):
+        groups = _user_groups(spawner)
+        options = spawner.user_options or {}
+        try:
+            # Again here: the REST API starts servers without the form.
+            environment, flavour = choose({"environment": options.get("environment"), "flavour": options.get("profile")},
+                                          groups, environments, flavours, use_gpu)
+        except ChoiceError as exc:
+            raise user_facing(exc, 403) from exc
+        name = spawner.user.name
+        _account(accounts, name)
+        base = getattr(spawner, "_fedgpu_base", None)
+        if base is None:
+            base = spawner._fedgpu_base = {k: copy.deepcopy(getattr(spawner, k)) for k in KUBESPAWNER_OVERRIDDEN}
+        for key, value in base.items():
+            setattr(spawner, key, copy.deepcopy(value))
+        links = home_links(name, groups, settings["shared_root"], settings["collab_root"], settings.get("collab_prefix", "collab-"))
+        env = spawn_env(environment, None, links)
+        if not environment.get("path"):
+            del env["PATH"]  # the image's own
+        if flavour.get("gpu", "none") != "none":
+            # The device plugin hands the GPU or MIG slice to the container.
+            del env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"]
+        env["HOME"] = os.path.join(settings["home_root"], name)
+        spawner.environment = dict(spawner.environment, **env)
+        spawner.log.info("fedgpu: %s starts environment %s, flavour %s", name, environment["name"], flavour["name"])
+
+    return {
+        "profile_list": profile_list,
+        "pre_spawn_hook": pre_spawn_hook,
+        "uid": lambda spawner: _account(accounts, spawner.user.name)["uid"],
+        "gid": lambda spawner: _account(accounts, spawner.user.name)["gid"],
+        "supplemental_gids": lambda spawner: list(_account(accounts, spawner.user.name)["gids"]),
+        "auth_state_groups_key": lambda auth_state: groups_from_auth_state(auth_state, settings["groups_claim"]),
+    }

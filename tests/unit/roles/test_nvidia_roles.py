@@ -31,7 +31,19 @@ def render(text, **variables):
     return Templar(loader=DataLoader(), variables=context).template(trust_as_template(text))
 
 
+def runtime_fact(**variables):
+    """The fact tasks/runtime.yml sets (entry point `runtime`), rendered as Ansible would."""
+    task = load(os.path.join(DRIVER, "tasks", "runtime.yml"))[0]
+
+    def walk(value):
+        if isinstance(value, dict):
+            return dict((k, walk(v)) for k, v in value.items())
+        return render(value, **variables) if isinstance(value, str) else value
+    return walk(task["ansible.builtin.set_fact"]["nvidia_driver_containerd_runtime"])
+
+
 def containerd_dropin(**variables):
+    variables.setdefault("nvidia_driver_containerd_runtime", runtime_fact(**variables))
     with open(os.path.join(DRIVER, "templates", "etc", "containerd", "conf.d", "99-nvidia.toml.j2")) as handle:
         return render(handle.read(), **variables)
 
