@@ -57,7 +57,7 @@ from fractions import Fraction
 
 from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, LABEL_VALUE
 from ansible_collections.fedgpu.platform.plugins.module_utils.fairshare import (
-    DEFAULT_PRIORITY_FACTOR, FairShareError, apportion, communities, exact)
+    FairShareError, apportion, communities, exact)
 
 API_VERSION = 'kueue.x-k8s.io/v1beta2'
 GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product'
