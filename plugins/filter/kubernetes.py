@@ -9,7 +9,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-_PROFILE = re.compile(r'^[0-9]+g\.[0-9]+gb(\+me)?$')
+from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import community_name, mig_resource
 
 
 def _product(name):
@@ -36,10 +36,11 @@ def kubernetes_node(gpus, mig_strategy='mixed'):
         if instances and mig_strategy != 'none':
             for ci in instances:
                 profile = str(ci.get('profile', ''))
-                if not _PROFILE.match(profile):
-                    raise AnsibleFilterError('kubernetes_node: %r is not a MIG profile name' % profile)
+                try:
+                    key = 'nvidia.com/gpu' if mig_strategy == 'single' else mig_resource(profile)
+                except ValueError as exc:
+                    raise AnsibleFilterError('kubernetes_node: %s' % exc)
                 slices[profile] = slices.get(profile, 0) + 1
-                key = 'nvidia.com/gpu' if mig_strategy == 'single' else 'nvidia.com/mig-' + profile
                 resources[key] = resources.get(key, 0) + 1
         else:
             resources['nvidia.com/gpu'] = resources.get('nvidia.com/gpu', 0) + 1
@@ -88,6 +89,11 @@ def kubernetes_gpu_pods(pods):
     return result
 
 
+def kubernetes_name(name):
+    """A community's name as Kubernetes objects carry it (namespaces, queues, volumes)."""
+    return community_name(name)
+
+
 class FilterModule(object):
     def filters(self):
-        return {'kubernetes_node': kubernetes_node, 'kubernetes_gpu_pods': kubernetes_gpu_pods}
+        return {'kubernetes_node': kubernetes_node, 'kubernetes_gpu_pods': kubernetes_gpu_pods, 'kubernetes_name': kubernetes_name}

@@ -55,7 +55,8 @@ import math
 import re
 from fractions import Fraction
 
-from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, LABEL_VALUE
+from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import (
+    DNS_LABEL, DNS_SUBDOMAIN, LABEL_KEY, LABEL_VALUE, community_name)
 from ansible_collections.fedgpu.platform.plugins.module_utils.fairshare import (
     FairShareError, apportion, communities, exact)
 
@@ -280,7 +281,7 @@ def plan(inventory, groups, notebooks=None, prefix='', namespace_prefix='communi
               'nominal': reserve['nominal'], 'lending': reserve['lending']}
     out = []
     for c in checked:
-        k8s = c['name'].replace('_', '-')
+        k8s = community_name(c['name'])
         where = 'groups: community %r' % c['name']
         queue = _dns(prefix + k8s, '%s: ClusterQueue name' % where)
         namespace = _dns(namespace_prefix + k8s, '%s: namespace' % where, label=True)
@@ -297,7 +298,7 @@ def plan(inventory, groups, notebooks=None, prefix='', namespace_prefix='communi
         rest = 1 - sum((by_name[n]['share'] or 0 for n in c['children']), Fraction(0))
         out.append({
             'name': c['name'], 'cluster_queue': queue, 'own_cohort': own_cohort,
-            'cohort': (prefix + c['parent'].replace('_', '-')) if c['parent'] else root_cohort,
+            'cohort': (prefix + community_name(c['parent'])) if c['parent'] else root_cohort,
             'namespace': namespace, 'local_queue': local_queue, 'depth': c['depth'], 'share': c['share'],
             'target': c['target'], 'own_target': c['target'] * rest, 'subtree': subtree[c['name']], 'quota': own[c['name']],
             'accept_surplus': c['accept_surplus'], 'priority_factor': c['priority_factor'], 'weight': _weight(c['priority_factor'])})

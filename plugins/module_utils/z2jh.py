@@ -19,6 +19,7 @@ import re
 
 from ansible_collections.fedgpu.platform.plugins.module_utils import mig as miglib
 from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import DNS_LABEL, LABEL_VALUE
+from ansible_collections.fedgpu.platform.plugins.module_utils.k8s_names import mig_resource as k8s_mig_resource
 
 CHART_VERSION = "4.4.0"
 # Where the hub pod finds fedgpu_hub.py, and user pods the start wrapper.
@@ -234,10 +235,10 @@ def mig_resource(profile, flavour_name):
     if profile not in known:
         _fail("flavours", "flavour '%s' asks for the MIG profile '%s', which no known GPU offers; known: %s"
               % (flavour_name, profile, ", ".join(sorted(known))))
-    if "+" in profile:
-        _fail("flavours", "flavour '%s': the MIG profile '%s' has no Kubernetes resource of the device plugin; "
-              "use a profile without '+'" % (flavour_name, profile))
-    return "nvidia.com/mig-" + profile
+    try:
+        return k8s_mig_resource(profile)
+    except ValueError as exc:
+        _fail("flavours", "flavour '%s': %s" % (flavour_name, exc))
 
 
 def _quantity(flavour, key):

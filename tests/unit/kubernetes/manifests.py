@@ -5,7 +5,7 @@
 
 - core and other built-in kinds: kubernetes-validate's bundled schemas, strict, for
   the target minor (1.35) and the oldest supported one (1.32);
-- Kueue kinds: the v1beta2 OpenAPI schema of the pinned CRDs (tests/unit/fixtures/k8s);
+- Kueue kinds: the v1beta2 OpenAPI schema of the pinned CRDs (tests/unit/fixtures/k8s), strict;
 - kubeadm and kubelet configuration: the field lists of kubeadm_v1beta4.py.
 
 As a program (the Molecule scenario's verify runs it on what the role rendered on
@@ -31,16 +31,21 @@ FIXTURES = os.path.join(HERE, "..", "fixtures", "k8s")
 VERSIONS = ("1.35.0", "1.32.0")
 
 
-def _strip_x(schema):
+def _strict(schema):
+    """The CRD schema without x-kubernetes-* keys and with additionalProperties: false where it lists properties
+    (the API server would prune a misspelt field silently: here it fails)."""
     if isinstance(schema, dict):
-        return dict((k, _strip_x(v)) for k, v in schema.items() if not k.startswith("x-kubernetes-"))
+        out = dict((k, _strict(v)) for k, v in schema.items() if not k.startswith("x-kubernetes-"))
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
     if isinstance(schema, list):
-        return [_strip_x(v) for v in schema]
+        return [_strict(v) for v in schema]
     return schema
 
 
-def crd_schemas():
-    """{(apiVersion, kind): JSON schema} of the pinned Kueue CRDs, v1beta2."""
+def crd_validators():
+    """{(apiVersion, kind): (validator, scope)} of the pinned Kueue CRDs, v1beta2, strict."""
     result = {}
     for path in sorted(glob.glob(os.path.join(FIXTURES, "kueue", "*", "crd", "*.yaml.gz"))):
         with gzip.open(path, "rt") as handle:
@@ -48,7 +53,9 @@ def crd_schemas():
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
             if version["name"] == "v1beta2":
-                result[(group + "/v1beta2", kind)] = _strip_x(version["schema"]["openAPIV3Schema"])
+                schema = _strict(version["schema"]["openAPIV3Schema"])
+                schema["properties"]["metadata"] = {"type": "object"}
+                result[(group + "/v1beta2", kind)] = (jsonschema.Draft7Validator(schema), crd["spec"]["scope"])
     return result
 
 
@@ -66,11 +73,10 @@ def problems(document, versions=VERSIONS):
         return ["%s: %s" % (name, p) for p in kubeadm_v1beta4.check(document)]
     if api.startswith("kueue.x-k8s.io/"):
         if _CRDS is None:
-            _CRDS = crd_schemas()
-        schema = _CRDS.get((api, kind))
-        if schema is None:
+            _CRDS = crd_validators()
+        if (api, kind) not in _CRDS:
             return ["%s: no pinned CRD schema for %s" % (name, api)]
-        validator = jsonschema.Draft7Validator(schema)
+        validator = _CRDS[(api, kind)][0]
         return ["%s: %s at %s" % (name, e.message, "/".join(str(p) for p in e.absolute_path))
                 for e in validator.iter_errors(document)]
     found = []

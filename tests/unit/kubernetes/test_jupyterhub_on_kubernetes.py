@@ -8,19 +8,19 @@ is not installed (no Helm, no cluster here), and changes nothing the second time
 against the chart's pinned values.schema.json (merged over the chart's defaults, as Helm does).
 """
 
-import gzip
 import json
 import os
 import stat
 import subprocess
 import sys
 
-import jsonschema
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-Z2JH = os.path.join(ROOT, "tests", "unit", "fixtures", "k8s", "z2jh", "4.4.0")
+sys.path.insert(0, HERE)
+# The chart's defaults and pinned schema, as test_z2jh checks the filter's values with them.
+from test_z2jh import merged, schema_errors  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAY = """
 - name: The hub on Kubernetes
@@ -77,17 +77,7 @@ def test_values_written_valid_and_idempotent(tmp_path):
     notes = [h["msg"] for t in first["plays"][0]["tasks"] for h in t["hosts"].values() if "The hub is not installed" in str(h.get("msg"))]
     assert len(notes) == 1
     values = yaml.safe_load(values_file.read_text())
-    with gzip.open(os.path.join(Z2JH, "values.yaml.gz"), "rt") as handle:
-        defaults = yaml.safe_load(handle)
-    with open(os.path.join(Z2JH, "values.schema.json")) as handle:
-        schema = json.load(handle)
-
-    def merge(base, over):
-        if isinstance(base, dict) and isinstance(over, dict):
-            return dict(base, **dict((k, merge(base.get(k), v)) for k, v in over.items()))
-        return over
-    errors = list(jsonschema.Draft7Validator(schema).iter_errors(merge(defaults, values)))
-    assert [e.message for e in errors] == []
+    assert schema_errors(merged(values)) == []
     assert values["hub"]["config"]["GenericOAuthenticator"]["client_secret"] == "s3cret-s3cret-s3cret"
     second = run(tmp_path)
     assert second["stats"]["localhost"]["changed"] == 0

@@ -88,13 +88,18 @@ def test_pinned_files_are_the_listed_upstream_files(directory):
 
 
 def test_the_role_names_the_pinned_files():
-    names = load(os.path.join(ROLE, "vars", "main.yml"))["__kubernetes_upstream"]
+    names = {"flannel": load(os.path.join(ROLE, "vars", "main.yml"))["__kubernetes_flannel_manifest"]}
     assert sorted(names.values()) == sorted(sums(UPSTREAM))
 
 
-@pytest.mark.parametrize("name", sorted(sums(UPSTREAM)))
-def test_pinned_manifests_are_valid_for_the_target_and_oldest_minor(name):
-    documents = manifests.load(os.path.join(UPSTREAM, name + ".gz"))
+PINNED_MANIFESTS = [os.path.join(UPSTREAM, n) for n in sorted(sums(UPSTREAM))] + [
+    os.path.join(FIXTURES, "nvidia-device-plugin", "v0.20.0", n)
+    for n in ("nvidia-device-plugin.yml", "gpu-feature-discovery-daemonset-with-mig-mixed.yaml")]
+
+
+@pytest.mark.parametrize("path", PINNED_MANIFESTS, ids=os.path.basename)
+def test_pinned_manifests_are_valid_for_the_target_and_oldest_minor(path):
+    documents = manifests.load(path + ".gz")
     assert documents
     assert [p for d in documents for p in manifests.problems(d)] == []
 
@@ -187,7 +192,7 @@ def test_device_plugin_is_upstreams_with_the_documented_changes():
     assert [d["kind"] for d in rendered] == ["RuntimeClass", "DaemonSet"]
     assert [p for d in rendered for p in manifests.problems(d)] == []
     ours = rendered[1]
-    upstream = manifests.load(os.path.join(UPSTREAM, "nvidia-device-plugin", "v0.20.0", "nvidia-device-plugin.yml.gz"))[0]
+    upstream = manifests.load(os.path.join(FIXTURES, "nvidia-device-plugin", "v0.20.0", "nvidia-device-plugin.yml.gz"))[0]
     expected = copy.deepcopy(upstream)
     pod = expected["spec"]["template"]["spec"]
     pod["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
@@ -200,6 +205,7 @@ GROUPS = [{"name": "physics", "gid": 3100, "share": 0.6}, {"name": "cms", "gid":
           {"name": "ml-infn", "gid": 3200, "share": 0.4}]
 
 
+@pytest.mark.usefixtures("collection_loader")  # the template calls fedgpu.platform.kubernetes_name
 def test_storage_objects_are_valid_and_bound():
     documents = list(yaml.safe_load_all(render_file("objects/30-storage.yml.j2", **cluster(kubernetes_groups=GROUPS))))
     assert [p for d in documents for p in manifests.problems(d)] == []
@@ -246,7 +252,7 @@ def test_node_labels_are_feature_discoverys():
         candidates = [p for p in patterns if p.pattern.split("=")[0].replace("\\", "") == key]
         if key == "nvidia.com/gpu.present":
             # not written by feature discovery: the label its DaemonSet selects nodes by (upstream's static manifest)
-            daemonset = manifests.load(os.path.join(UPSTREAM, "nvidia-device-plugin", "v0.20.0",
+            daemonset = manifests.load(os.path.join(FIXTURES, "nvidia-device-plugin", "v0.20.0",
                                                     "gpu-feature-discovery-daemonset-with-mig-mixed.yaml.gz"))[0]
             assert key in str(daemonset["spec"]["template"]["spec"]["affinity"]) and value == "true"
             continue
@@ -269,6 +275,8 @@ def test_node_strategies():
 def test_node_errors_name_the_input():
     with pytest.raises(AnsibleFilterError, match="kubernetes_mig_strategy"):
         kubernetes_node([], "all")
+    with pytest.raises(AnsibleFilterError, match="1g.10gb\\+me"):
+        kubernetes_node([gpu(profiles=["1g.10gb+me"])], "mixed")
     with pytest.raises(AnsibleFilterError, match="mixes GPU models"):
         kubernetes_node([gpu(), gpu(name="NVIDIA H100 80GB HBM3")])
 
@@ -284,3 +292,17 @@ def test_gpu_pods_to_move_before_a_mig_change():
             pod("plugin", {"limits": {"nvidia.com/gpu": 1}}, owner="DaemonSet"),
             pod("done", {"limits": {"nvidia.com/gpu": 1}}, phase="Succeeded")]
     assert [p["metadata"]["name"] for p in kubernetes_gpu_pods(pods)] == ["gpu", "mig"]
+
+
+@pytest.mark.usefixtures("collection_loader")
+def test_storage_and_kueue_name_a_community_alike():
+    """A community name with '_' (valid in platform_groups, not in Kubernetes names): one namespace for both."""
+    from ansible_collections.fedgpu.platform.plugins.module_utils import kueue  # pylint: disable=import-outside-toplevel
+    groups = [{"name": "ml_infn", "gid": 3300, "share": 1.0}]
+    documents = list(yaml.safe_load_all(render_file("objects/30-storage.yml.j2", **cluster(kubernetes_groups=groups))))
+    assert [p for d in documents for p in manifests.problems(d)] == []
+    storage = {d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"} - {"jupyterhub"}
+    inventory = [{"name": "wn1", "cpu": 8, "memory_mib": 16000}]
+    queues = {o["metadata"]["namespace"] for o in kueue.objects(inventory, groups, notebooks={"fraction": 0.25})
+              if o["kind"] == "LocalQueue"} - {"jupyterhub"}
+    assert storage == queues == {"community-ml-infn"}

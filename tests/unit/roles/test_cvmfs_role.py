@@ -4,17 +4,14 @@
 """Render the cvmfs role's default.local (defaults, vars and template) for several inputs."""
 
 import os
-import sys
 
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
-from ansible.plugins.loader import init_plugin_loader
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 ROLE = os.path.join(ROOT, "roles", "cvmfs")
-COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
 
 GIB_BLOCKS = 262144  # 4 KiB blocks in a GiB
 HOSTVARS = {
@@ -23,16 +20,8 @@ HOSTVARS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def collection_loader():
-    # Other tests may have imported the collection from sys.path; Ansible's
-    # plugin loader finds collection filters only through its own finder.
-    saved = {name: module for name, module in sys.modules.items() if name.startswith("ansible_collections")}
-    for name in saved:
-        del sys.modules[name]
-    init_plugin_loader([COLLECTIONS])
-    yield
-    sys.modules.update(saved)
+# Templates call the collection's filters: the loader of tests/unit/conftest.py.
+pytestmark = pytest.mark.usefixtures("collection_loader")
 
 
 def load(path):

@@ -3,14 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kueue objects: the pinned v0.19.2 CRD schemas, quotas that add up to the inventory, notebooks that batch cannot starve."""
 import copy
-import gzip
 import os
 import re
+import sys
 from fractions import Fraction
 
-import jsonschema
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible.errors import AnsibleFilterError
@@ -18,9 +16,9 @@ from ansible_collections.fedgpu.platform.plugins.filter.kueue import FilterModul
 from ansible_collections.fedgpu.platform.plugins.module_utils import kueue
 from ansible_collections.fedgpu.platform.plugins.module_utils.fairshare import targets
 
-CRDS = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'k8s', 'kueue', 'v0.19.2', 'crd')
-KINDS = {'ClusterQueue': 'clusterqueues', 'Cohort': 'cohorts', 'LocalQueue': 'localqueues',
-         'ResourceFlavor': 'resourceflavors', 'WorkloadPriorityClass': 'workloadpriorityclasses'}
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'kubernetes'))
+import manifests  # noqa: E402  pylint: disable=wrong-import-position
+
 DNS_LABEL = re.compile(r'^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')
 DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
 
@@ -33,28 +31,8 @@ NODES = [{'name': 'gpu1', 'gpu_model': A100, 'resources': {'nvidia.com/gpu': 2},
 
 
 # ------------------------------------------------------------------ schemas ---
-def _strict(schema):
-    """The CRD schema with additionalProperties: false where it lists properties (the API server would prune a typo)."""
-    if isinstance(schema, dict):
-        out = dict((k, _strict(v)) for k, v in schema.items() if not k.startswith('x-kubernetes-'))
-        if 'properties' in out and 'additionalProperties' not in out:
-            out['additionalProperties'] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-def _validator(kind):
-    with gzip.open(os.path.join(CRDS, 'kueue.x-k8s.io_%s.yaml.gz' % KINDS[kind])) as f:
-        crd = yaml.safe_load(f)
-    version = [v for v in crd['spec']['versions'] if v['name'] == 'v1beta2'][0]
-    schema = _strict(version['schema']['openAPIV3Schema'])
-    schema['properties']['metadata'] = {'type': 'object'}
-    return jsonschema.Draft7Validator(schema), crd['spec']['scope']
-
-
-VALIDATORS = dict((kind, _validator(kind)) for kind in KINDS)
+# The pinned CRDs' v1beta2 schemas, strict: the same validators as for what the role renders.
+VALIDATORS = dict((kind, v) for (api, kind), v in manifests.crd_validators().items())
 
 
 def _rules(obj):
