@@ -7,7 +7,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$root/.venv}
 python=${PYTHON:-python3}
 
-packages=(docker.io debootstrap apt-cacher-ng shellcheck openssh-client rsync git python3-venv ca-certificates curl)
+# postgresql-15: a throwaway server for the accounting tests and benchmarks (tests/unit/accounting/pgserver.py)
+packages=(docker.io debootstrap apt-cacher-ng shellcheck openssh-client rsync git python3-venv ca-certificates curl postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
