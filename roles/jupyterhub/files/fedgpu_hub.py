@@ -438,6 +438,7 @@ def make_hooks(settings):
         spawner.cpu_limit = float(flavour["cpu_limit"]) if flavour.get("cpu_limit") else None
         links = home_links(name, groups, settings["shared_root"], settings["collab_root"], settings.get("collab_prefix", "collab-"))
         env = spawn_env(environment, device, links)
+        env.update(accounting_env(flavour, groups))
         spawner.environment = dict(spawner.environment, **env)
         if settings.get("spawner") == "docker":
             _docker_options(spawner, settings, environment, device, name, groups)
@@ -527,3 +528,21 @@ def make_kubespawner_hooks(settings):
         "supplemental_gids": lambda spawner: list(_account(accounts, spawner.user.name)["gids"]),
         "auth_state_groups_key": lambda auth_state: groups_from_auth_state(auth_state, settings["groups_claim"]),
     }
+
+
+# ------------------------------------------------------ accounting
+
+
+def charged_community(flavour, groups):
+    """The community a server is accounted to: the first of the user's groups the flavour is open to
+    (any of them for a flavour open to everyone), None for a user without groups."""
+    wanted = flavour.get("groups") or []
+    for group in groups:
+        if not wanted or group in wanted:
+            return group
+    return None
+
+
+def accounting_env(flavour, groups):
+    """Variables the GPU accounting collector reads from the server's unit: its flavour and community."""
+    return {"FEDGPU_FLAVOUR": flavour["name"], "FEDGPU_COMMUNITY": charged_community(flavour, groups) or ""}

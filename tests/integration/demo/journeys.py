@@ -26,6 +26,13 @@ its reason, and is never counted as passed.
   database   the accounting database takes writes from the front end through
              the multi-host TLS connection string, before and after its
              primary is killed; pg_rejoin.yml brings the old primary back
+  accounting the GPU accounting collectors recorded alice's notebook on her MIG
+             slice (user, community, flavour) and her job on its slice, to
+             within one interval; a process in her server on the slice is
+             attributed to her and makes it busy; through the database
+             journey's two failovers no sample was lost or counted twice and
+             the spools are empty; fedgpu-report (the read-only reporting
+             role, from a standby) shows her idle allocation as idle
 
 Traffic stays on the project's Docker network (fedgpu-local) and loopback.
 """
@@ -190,6 +197,8 @@ note=$(cat /nfs/private/alice/note.txt)
   echo "host=$(hostname) cuda=[$CUDA_VISIBLE_DEVICES] read=[$note]"
   nvidia-smi -L
 } > /nfs/private/alice/job/result.txt
+# long enough for the GPU accounting collector (every 5 s here) to see it hold its slice
+sleep 15
 """
     submit = """universe = vanilla
 executable = job.sh
@@ -236,6 +245,7 @@ queue
     got = re.search(r"host=(\S+) cuda=\[([^\]]*)\] read=\[(.*)\]", result)
     check(got, "result.txt: %s" % result)
     check(got.group(2) in state["htcondor_ids"], "the job's device %r is not one of HTCondor's %s" % (got.group(2), state["htcondor_ids"]))
+    state["job_device"], state["job_cluster"] = got.group(2), cluster
     check(got.group(3) == "written by alice in her notebook", "the job read %r" % got.group(3))
     check("MIG 1g.10gb" in result, "nvidia-smi -L in the job (as alice) failed: %s" % result)
     yield "alice reads the job's result in her notebook"
@@ -390,6 +400,90 @@ def journey_database(p, state):
     check("after host loss" in notes, "rows: %s" % notes)
 
 
+def journey_accounting(p, state):
+    gpu = p.first("gpu_workers")
+    front = p.first("frontend")
+    check("alice_device" in state and "job_device" in state, "needs the notebook and batch journeys")
+    config = json.loads(sh(gpu, "cat /etc/fedgpu/accounting/collector.json").stdout)
+    interval = float(config["interval"])
+    data = p.groups["db_data"]
+    owner = ("host=%s port=%s dbname=accounting user=accounting sslmode=verify-full sslrootcert=/root/.fedgpu-db-ca.crt "
+             "target_session_attrs=read-write connect_timeout=2" % (",".join(data), ",".join(["5432"] * len(data))))
+
+    def sql(query):
+        # The front end's client, CA and owner's passfile: the database journey put them there.
+        return sh(front, "psql -X -At -F '|' %s -c %s" % (shlex.quote(owner), shlex.quote(query)), timeout=30).stdout.strip()
+
+    def metrics(node):
+        text = sh(node, "curl -sf http://127.0.0.1:9477/metrics").stdout
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^fedgpu_collector_(\w+)\{[^}]*\} (\S+)$", text, re.M)}
+
+    yield "a collector runs on every worker and reads the GPU worker's devices through nvidia-smi"
+    for node in p.groups["workers"]:
+        check(sh(node, "systemctl is-active fedgpu-collector", check_rc=False).stdout.strip() == "active",
+              "fedgpu-collector is not active on %s" % node)
+    check(metrics(gpu).get("up") == 1, "the collector of %s cannot read its GPUs: %s" % (gpu, metrics(gpu)))
+    yield "alice's notebook holds her MIG slice in the database: her, cms, mig-1g, within one interval of its start"
+    row = sql("SELECT w.username, w.community, w.flavour, extract(epoch FROM a.started) - extract(epoch FROM w.started) "
+              "FROM allocation a JOIN workload w USING (workload_id) "
+              "WHERE a.device_uuid = '%s' AND w.kind = 'jupyter' ORDER BY a.started DESC LIMIT 1" % state["alice_device"])
+    check(row, "no jupyter allocation of %s in the database" % state["alice_device"])
+    user, community, flavour, lag = row.split("|")
+    check((user, community, flavour) == ("alice", "cms", "mig-1g"), "recorded as %s" % row)
+    check(0 <= float(lag) <= interval + 1, "first seen %.1f s after the server started (interval %g s)" % (float(lag), interval))
+    yield "her job %s held its own slice, charged to alice and cms" % state["job_cluster"]
+    row = sql("SELECT w.username, w.community, w.workload_id FROM allocation a JOIN workload w USING (workload_id) "
+              "WHERE a.device_uuid = '%s' AND w.kind = 'condor' AND w.workload_id LIKE '%%#%s.0#%%'"
+              % (state["job_device"], state["job_cluster"]))
+    check(row and row.split("|")[:2] == ["alice", "cms"], "the job's allocation: %r" % row)
+    yield "a process in her server on the slice is attributed to her and makes the slice busy"
+    pid = sh(gpu, "systemctl show -p MainPID --value jupyter-alice-singleuser").stdout.strip()
+    check(pid.isdigit() and pid != "0", "alice's server has no main process (%r)" % pid)
+    dump = json.loads(sh(gpu, "nvidia-smi --emulator-dump").stdout)
+    where = [(g["index"], gi["id"], ci["id"]) for g in dump["gpus"] for gi in g.get("gpu_instances", [])
+             for ci in gi["compute_instances"] if ci["uuid"] == state["alice_device"]]
+    check(len(where) == 1, "%s is not one MIG device of the emulator's state" % state["alice_device"])
+    since = time.time()
+    sh(gpu, "nvidia-smi --emulator-add-process %d:%d:%d:%s:python:2048" % (where[0] + (pid,)))
+    try:
+        got = wait_for("a process sample of alice's server",
+                       lambda: sql("SELECT username, workload_id FROM process_sample WHERE device_uuid = '%s' AND pid = %s "
+                                   "AND ts >= to_timestamp(%f) LIMIT 1" % (state["alice_device"], pid, since)),
+                       6 * interval + 30)
+    finally:
+        sh(gpu, "nvidia-smi --emulator-remove-process %s" % pid, check_rc=False)
+    check(got.split("|")[0] == "alice" and got.split("|")[1].startswith("jupyter:%s:" % gpu), "attributed as %s" % got)
+    busy = sql("SELECT coalesce(sum(busy_seconds), 0) FROM gpu_hourly WHERE device_uuid = '%s'" % state["alice_device"])
+    check(float(busy) > 0, "her slice was never busy in the roll-up")
+    yield "through the two failovers no sample was lost or counted twice, and every spool is empty"
+    for node in p.groups["workers"]:
+        m = wait_for("an empty spool on %s" % node, lambda n=node: (lambda m: m if m.get("spool_records") == 0 else None)(metrics(n)),
+                     120, delay=2)
+        check(m["ship_errors_total"] >= 0 and m.get("spool_dropped_records_total") == 0, "%s dropped records: %s" % (node, m))
+        if node == gpu:
+            n = int(sql("SELECT count(*) FROM gpu_sample WHERE device_uuid = '%s' AND ts >= to_timestamp(%f) "
+                        "AND ts <= to_timestamp(%f) + interval '1 ms'"
+                        % (state["alice_device"], m["started_timestamp_seconds"], m["last_sample_timestamp_seconds"])))
+            check(n == int(m["samples_total"]), "%s took %d samples, the database holds %d of its slice"
+                  % (node, m["samples_total"], n))
+            yield "%s: %d samples taken, %d in the database (%d failed shipments retried)" % (
+                node, m["samples_total"], n, m["ship_errors_total"])
+    yield "fedgpu-report (reporting role, a standby preferred) shows alice's allocation, mostly idle"
+    report_dsn = ("host=%s port=%s dbname=accounting user=accounting_reporting sslmode=verify-full "
+                  "sslrootcert=/etc/fedgpu/accounting/ca.crt target_session_attrs=prefer-standby connect_timeout=2 "
+                  "passfile=/root/.fedgpu-report-pgpass" % (",".join(data), ",".join(["5432"] * len(data))))
+    subprocess.run(["docker", "exec", "-i", gpu, "sh", "-c", "umask 077; cat > /root/.fedgpu-report-pgpass"],
+                   input="*:*:accounting:accounting_reporting:%s\n" % p.secret("accounting-reporting"),
+                   universal_newlines=True, check=True)
+    out = sh(gpu, "fedgpu-report --dsn %s --by user --format json --from %s" % (
+        shlex.quote(report_dsn), time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400)))).stdout
+    rows = {r["user"]: r for r in json.loads(out)["rows"]}
+    check("alice" in rows, "no row of alice in the report: %s" % out[-600:])
+    alice = rows["alice"]
+    check(alice["gpu_hours_allocated"] > 0 and 0.5 < alice["idle_fraction"] < 1,
+          "alice: %s GPU-hours allocated, idle fraction %s" % (alice["gpu_hours_allocated"], alice["idle_fraction"]))
+
+
 JOURNEYS = [
     ("notebook", journey_notebook),
     ("batch", journey_batch),
@@ -397,6 +491,7 @@ JOURNEYS = [
     ("refusal", journey_refusal),
     ("software", journey_software),
     ("database", journey_database),
+    ("accounting", journey_accounting),
 ]
 
 
