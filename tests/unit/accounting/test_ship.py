@@ -117,3 +117,18 @@ def test_expire_drops_old_raw_keeps_rollups(pg):
         cur.execute("SELECT fedgpu_expire(90)")
     assert rows(pg, "SELECT count(*) FROM gpu_sample") == [(2,)]
     assert rows(pg, "SELECT count(*) FROM gpu_hourly") == before
+
+
+def test_rollup_rebuild_equals_shipped_rollups(pg):
+    ship.ship(pg, batch(T0, 30, util=40.0))
+    ship.ship(pg, batch(T0 + 7200, 10, util=0.0, holder="condor:ap#1.0#1"))
+    shipped = rows(pg, "SELECT * FROM gpu_hourly ORDER BY hour, workload_id")
+    with pg:
+        pg.cursor().execute("TRUNCATE gpu_hourly")
+    assert ship.rollup(pg) == len(shipped)
+    assert rows(pg, "SELECT * FROM gpu_hourly ORDER BY hour, workload_id") == shipped
+    # 30 samples at 40 %: util known and busy for all 450 s, util x seconds = 18000
+    first = [r for r in shipped if r[3] == "jupyter:fg-gpu1:inv1"]
+    assert sum(r[5] for r in first) == 450 and sum(r[6] for r in first) == 450 and sum(r[8] for r in first) == 18000
+    # a range rebuild touches only its hours
+    assert ship.rollup(pg, lo=T0 + 7200, hi=T0 + 7200 + 3600) == 1

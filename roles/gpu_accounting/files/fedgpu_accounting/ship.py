@@ -80,11 +80,16 @@ _UPSERT = {
             ended = greatest(allocation.ended, excluded.ended)""",
 }
 
-# The hours of the devices this batch touched, recomputed from the raw samples.
+# The hours of the devices this batch touched (tmp_touched), recomputed from the raw samples.
 # busy: utilisation above 0 where the device reports it, else a process on it.
-_ROLLUP = """
+_TOUCHED_BY_BATCH = """
     CREATE TEMP TABLE tmp_touched ON COMMIT DROP AS
-        SELECT DISTINCT device_uuid, date_trunc('hour', to_timestamp(ts)) AS hour FROM tmp_gpu_sample;
+        SELECT DISTINCT device_uuid, date_trunc('hour', to_timestamp(ts)) AS hour FROM tmp_gpu_sample"""
+_TOUCHED_IN_RANGE = """
+    CREATE TEMP TABLE tmp_touched ON COMMIT DROP AS
+        SELECT DISTINCT device_uuid, date_trunc('hour', ts) AS hour FROM gpu_sample
+        WHERE ts >= coalesce(%(lo)s, '-infinity'::timestamptz) AND ts < coalesce(%(hi)s, 'infinity'::timestamptz)"""
+_ROLLUP = """
     DELETE FROM gpu_hourly h USING tmp_touched t WHERE h.device_uuid = t.device_uuid AND h.hour = t.hour;
     INSERT INTO gpu_hourly (hour, host, device_uuid, workload_id, samples, seconds, busy_seconds,
                             util_known_seconds, util_pct_seconds, mem_max_mib)
@@ -153,7 +158,23 @@ def ship(conn, records, retention_days=None):
             cur.execute(sql.format(t=kind, cols=", ".join(COLUMNS[kind]), sel=_select(kind)))
             counts[kind] = cur.rowcount
         if by_kind.get("gpu_sample"):
+            cur.execute(_TOUCHED_BY_BATCH)
             cur.execute(_ROLLUP)
         if retention_days:
             cur.execute("SELECT fedgpu_expire(%s)", (int(retention_days),))
     return counts
+
+
+def rollup(conn, lo=None, hi=None):
+    """Recompute the roll-ups of every device hour with raw samples in [lo, hi) (epoch seconds; None: open).
+
+    Shipping keeps them current by itself; this is for an operator after restoring raw samples, and
+    for the benchmark. Hours whose raw samples have expired are left as they are.
+    """
+    with conn:
+        cur = conn.cursor()
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
+        cur.execute(_TOUCHED_IN_RANGE.replace("%(lo)s", "to_timestamp(%(lo)s)" if lo is not None else "NULL")
+                    .replace("%(hi)s", "to_timestamp(%(hi)s)" if hi is not None else "NULL"), {"lo": lo, "hi": hi})
+        cur.execute(_ROLLUP)
+        return cur.rowcount
