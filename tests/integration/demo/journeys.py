@@ -480,8 +480,9 @@ def journey_accounting(p, state):
     rows = {r["user"]: r for r in json.loads(out)["rows"]}
     check("alice" in rows, "no row of alice in the report: %s" % out[-600:])
     alice = rows["alice"]
-    check(alice["gpu_hours_allocated"] > 0 and 0.5 < alice["idle_fraction"] < 1,
-          "alice: %s GPU-hours allocated, idle fraction %s" % (alice["gpu_hours_allocated"], alice["idle_fraction"]))
+    check(alice["allocated_gpu_hours"] > 0 and alice["idle_fraction"] is not None and 0.5 < alice["idle_fraction"] < 1,
+          "alice: %s GPU-hours allocated, idle fraction %s" % (alice["allocated_gpu_hours"], alice["idle_fraction"]))
+    check(alice["sessions"] >= 1 and alice["jobs"] >= 1, "alice: %d sessions, %d jobs" % (alice["sessions"], alice["jobs"]))
 
 
 JOURNEYS = [
