@@ -418,6 +418,7 @@ def parse_lci(text):
 
 
 _RE_MIGDEV = re.compile(r"^\|\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|")
+_RE_MIGDEV_MEMORY = re.compile(r"^\|[^|]*\|\s+(\d+)MiB\s*/\s*(\d+)MiB\s")
 _RE_PROC = re.compile(r"^\|\s+(\d+)\s+(\d+|N/A)\s+(\d+|N/A)\s+(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*\|\s*$")
 
 
@@ -436,11 +437,15 @@ def parse_smi(text):
         if section == "mig":
             match = _RE_MIGDEV.match(line)
             if match:
+                memory = _RE_MIGDEV_MEMORY.match(line)
                 devices.append({
                     "gpu": int(match.group(1)),
                     "gi_id": int(match.group(2)),
                     "ci_id": int(match.group(3)),
                     "mig_device": int(match.group(4)),
+                    # The "Memory-Usage" column, used / total MiB (None when the line has none).
+                    "memory_used_mib": int(memory.group(1)) if memory else None,
+                    "memory_total_mib": int(memory.group(2)) if memory else None,
                 })
         elif section == "proc":
             match = _RE_PROC.match(line)

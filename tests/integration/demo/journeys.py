@@ -422,7 +422,9 @@ def journey_accounting(p, state):
     for node in p.groups["workers"]:
         check(sh(node, "systemctl is-active fedgpu-collector", check_rc=False).stdout.strip() == "active",
               "fedgpu-collector is not active on %s" % node)
-    check(metrics(gpu).get("up") == 1, "the collector of %s cannot read its GPUs: %s" % (gpu, metrics(gpu)))
+    devices = 1 + len(MIG_ID.findall(sh(gpu, "nvidia-smi -L").stdout))
+    check(metrics(gpu).get("devices") == devices, "the collector of %s does not read its %d GPUs and MIG devices: %s"
+          % (gpu, devices, metrics(gpu)))
     yield "alice's notebook holds her MIG slice in the database: her, cms, mig-1g, within one interval of its start"
     row = sql("SELECT w.username, w.community, w.flavour, extract(epoch FROM a.started) - extract(epoch FROM w.started) "
               "FROM allocation a JOIN workload w USING (workload_id) "

@@ -176,6 +176,7 @@ def test_busy_process_and_metrics_endpoint(tmp_path, node):
     assert not [x for x in text.splitlines() if x.startswith("fedgpu_gpu_utilization_percent{") and "MIG-" in x]
     assert 'fedgpu_collector_spool_records{host="fg-gpu1"}' in text
     assert 'fedgpu_collector_up{host="fg-gpu1",backend="nvidia-smi"} 1' in text
+    assert 'fedgpu_collector_devices{host="fg-gpu1"} 4' in text
 
 
 def test_no_gpu_node_still_runs(tmp_path, node):

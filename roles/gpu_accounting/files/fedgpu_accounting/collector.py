@@ -86,7 +86,8 @@ class Metrics:
 
 
 OWN_METRICS = (
-    ("up", "gauge", "1 while the devices can be read (label backend: nvml or nvidia-smi)."),
+    ("up", "gauge", "1 while the collector runs (label backend: nvml, nvidia-smi, or none on a node without GPUs)."),
+    ("devices", "gauge", "GPUs and MIG devices read in the last sample."),
     ("started_timestamp_seconds", "gauge", "When this collector started."),
     ("samples_total", "counter", "Samples taken since the start (one record per device each)."),
     ("last_sample_timestamp_seconds", "gauge", "Time of the last sample."),
@@ -133,6 +134,7 @@ class Collector:
         self.database_down = False
         self.backend = None
         self.read_error = None
+        self.devices_read = 0
 
     # ------------------------------------------------------------- sampling
     def sample(self):
@@ -145,7 +147,9 @@ class Collector:
             # A node without GPUs (a CPU worker) still accounts its workloads' CPU and memory.
             self.counters["read_errors"] += 1
             if str(exc) != self.read_error:
-                LOG.error("cannot read the GPUs (%s): accounting workloads without devices", exc)
+                # No nvidia-smi at all is a node without GPUs, not a fault.
+                level = logging.INFO if ": not found (" in str(exc) else logging.ERROR
+                LOG.log(level, "cannot read the GPUs (%s): accounting workloads without devices", exc)
             self.read_error = str(exc)
             found = {"backend": None, "devices": [], "processes": []}
         else:
@@ -154,6 +158,7 @@ class Collector:
             self.read_error = None
         self.backend = found["backend"]
         devices = found["devices"]
+        self.devices_read = len(devices)
         held = workloads_mod.allocations(self.host, devices, runner=self.runner,
                                          execute_dir=self.cfg["condor_execute_dir"], now=now,
                                          proc_root=self.cfg["proc_root"], cgroup_root=self.cfg["cgroup_root"])
@@ -215,7 +220,7 @@ class Collector:
 
     def _update_own(self):
         self.metrics.set_own(
-            up=1 if self.backend else 0, backend=self.backend, started_timestamp_seconds=self.started,
+            up=1, backend=self.backend, devices=self.devices_read, started_timestamp_seconds=self.started,
             samples_total=self.counters["samples"], last_sample_timestamp_seconds=self.last_sample,
             read_errors_total=self.counters["read_errors"], shipped_records_total=self.counters["shipped"],
             ship_errors_total=self.counters["ship_errors"], last_ship_timestamp_seconds=self.last_ship,

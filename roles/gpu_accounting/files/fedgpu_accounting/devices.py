@@ -85,6 +85,8 @@ A30 (MIG User Guide, "Supported MIG Profiles").
 import re
 import subprocess
 
+from fedgpu_accounting import mig  # the collection's plugins/module_utils/mig.py, installed beside this file
+
 __all__ = ["DeviceReadError", "read", "gpu_slices", "profile_slices", "gpu_fraction"]
 
 MIB = 1024.0 * 1024.0
@@ -100,8 +102,14 @@ class DeviceReadError(Exception):
 
 # ------------------------------------------------------------ fractions ---
 def gpu_slices(model):
-    """Compute slices of a whole GPU: 4 on A30, 7 on the other MIG GPUs."""
-    return 4 if re.search(r"\bA30\b", str(model or "").upper().replace("NVIDIA ", "")) else 7
+    """Compute slices of a whole GPU (its largest profile's), from the collection's MIG tables (mig.py:
+    7 on A100/H100/H200, 4 on A30; model_slices there counts memory slices); 7 for a model they lack."""
+    key = mig.resolve_model(model)
+    return max(p.compute for p in mig.model_profiles(key)) if key else 7
+
+
+def _float(value):
+    return None if value is None else float(value)
 
 
 def profile_slices(profile):
@@ -253,10 +261,6 @@ def _import_pynvml():
 
 # ----------------------------------------------------------- nvidia-smi ---
 GPU_FIELDS = "index,uuid,mig.mode.current,utilization.gpu,memory.used,memory.total,power.draw,name"
-_RE_L_GPU = re.compile(r"^GPU\s+(\d+):\s+(.+?)\s+\(UUID:\s+(GPU-[^)\s]+)\)\s*$")
-_RE_L_MIG = re.compile(r"^\s+MIG\s+(\S+)\s+Device\s+(\d+):\s+\(UUID:\s+(MIG-[^)\s]+)\)\s*$")
-_RE_MIGDEV = re.compile(r"^\|\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\|\s+(\d+)MiB\s*/\s*(\d+)MiB\s")
-_RE_PROC = re.compile(r"^\|\s+(\d+)\s+(\d+|N/A)\s+(\d+|N/A)\s+(\d+)\s+\S+\s+.*?\s(\d+MiB|N/A)\s*\|\s*$")
 
 
 def default_runner(argv):
@@ -310,55 +314,20 @@ def _parse_gpus(text):
     return gpus
 
 
-def _parse_list(text):
-    """-L: {gpu index: [(device number, profile, MIG uuid), ...]}."""
-    migs = {}
-    gpu = None
-    for line in text.splitlines():
-        match = _RE_L_GPU.match(line)
-        if match:
-            gpu = int(match.group(1))
-            migs[gpu] = []
-            continue
-        match = _RE_L_MIG.match(line)
-        if match and gpu is not None:
-            migs[gpu].append((int(match.group(2)), match.group(1), match.group(3)))
-    return migs
-
-
-def _parse_summary(text):
-    """Summary tables: MIG devices {(gpu, dev): (gi, ci, used, total)}, processes [(gpu, gi, ci, pid, MiB|None)]."""
-    devices, processes = {}, []
-    section = None
-    for line in text.splitlines():
-        if "MIG devices:" in line:
-            section = "mig"
-            continue
-        if "Processes:" in line:
-            section = "proc"
-            continue
-        if section == "mig":
-            match = _RE_MIGDEV.match(line)
-            if match:
-                gpu, gi, ci, dev, used, total = (int(g) for g in match.groups())
-                devices[(gpu, dev)] = (gi, ci, float(used), float(total))
-        elif section == "proc":
-            match = _RE_PROC.match(line)
-            if match:
-                gpu, gi, ci, pid, mem = match.groups()
-                processes.append((int(gpu), None if gi == "N/A" else int(gi), None if ci == "N/A" else int(ci),
-                                  int(pid), None if mem == "N/A" else float(mem[:-3])))
-    return devices, processes
-
-
 def _read_smi(nvidia_smi, runner):
     runner = runner or default_runner
     gpus = _parse_gpus(_smi(runner, nvidia_smi, "--query-gpu=" + GPU_FIELDS, "--format=csv,noheader,nounits"))
     any_mig = any(g["mig"] for g in gpus)
     listing, table_devs, table_procs = {}, {}, []
     if any_mig:
-        listing = _parse_list(_smi(runner, nvidia_smi, "-L"))
-        table_devs, table_procs = _parse_summary(_smi(runner, nvidia_smi))
+        # -L and the summary's tables, read by the parsers the collection's MIG modules use.
+        listing = {g["index"]: [(d["device"], d["profile"], d["uuid"]) for d in g["mig_devices"]]
+                   for g in mig.parse_list_gpus(_smi(runner, nvidia_smi, "-L"))}
+        summary = mig.parse_smi(_smi(runner, nvidia_smi))
+        table_devs = {(d["gpu"], d["mig_device"]): (d["gi_id"], d["ci_id"], _float(d["memory_used_mib"]),
+                                                    _float(d["memory_total_mib"])) for d in summary["mig_devices"]}
+        table_procs = [(p["gpu"], p["gi_id"], p["ci_id"], p["pid"], _number(p["used_memory"].replace("MiB", "")))
+                       for p in summary["processes"]]
     devices, processes = [], []
     by_gi_ci = {}
     mig_uuids = set()
