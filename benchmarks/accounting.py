@@ -61,9 +61,9 @@ def ingest_rows(conn, records):
     start = time.perf_counter()
     with conn:
         cur = conn.cursor()
-        times = [row["ts"] for _, row in records]
+        times = [row["ts"] for _kind, row in records]
         cur.execute("SELECT fedgpu_ensure_partitions(to_timestamp(%s), to_timestamp(%s))", (min(times), max(times)))
-        for _, row in records:
+        for _kind, row in records:
             cur.execute(sql, [row[c] for c in cols])
     return len(records) / (time.perf_counter() - start)
 

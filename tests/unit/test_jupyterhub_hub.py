@@ -168,8 +168,8 @@ class TestHomeAndEnv:
 
     def test_accounting_env_charges_a_community_the_flavour_is_open_to(self):
         # bob is in cms and ml-infn (sorted); the a100 flavour is ml-infn's only
-        assert hub.accounting_env(FLAVOURS[2], ["cms", "ml-infn"]) == {"FEDGPU_FLAVOUR": "a100",
-                                                                        "FEDGPU_COMMUNITY": "ml-infn"}
+        expected = {"FEDGPU_FLAVOUR": "a100", "FEDGPU_COMMUNITY": "ml-infn"}
+        assert hub.accounting_env(FLAVOURS[2], ["cms", "ml-infn"]) == expected
         assert hub.accounting_env(FLAVOURS[1], ["cms", "ml-infn"])["FEDGPU_COMMUNITY"] == "cms"
         # a flavour open to everyone: the user's first community; no community at all: empty
         assert hub.accounting_env(FLAVOURS[0], ["physics"])["FEDGPU_COMMUNITY"] == "physics"

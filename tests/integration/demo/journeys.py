@@ -459,8 +459,10 @@ def journey_accounting(p, state):
     check(float(busy) > 0, "her slice was never busy in the roll-up")
     yield "through the two failovers no sample was lost or counted twice, and every spool is empty"
     for node in p.groups["workers"]:
-        m = wait_for("an empty spool on %s" % node, lambda n=node: (lambda m: m if m.get("spool_records") == 0 else None)(metrics(n)),
-                     120, delay=2)
+        def drained(n=node):
+            figures = metrics(n)
+            return figures if figures.get("spool_records") == 0 else None
+        m = wait_for("an empty spool on %s" % node, drained, 120, delay=2)
         check(m["ship_errors_total"] >= 0 and m.get("spool_dropped_records_total") == 0, "%s dropped records: %s" % (node, m))
         if node == gpu:
             n = int(sql("SELECT count(*) FROM gpu_sample WHERE device_uuid = '%s' AND ts >= to_timestamp(%f) "

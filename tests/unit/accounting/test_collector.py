@@ -50,7 +50,7 @@ class Node:
                                   text=True, check=False)
             return proc.returncode, proc.stdout
         if argv[0] == "systemctl" and "list-units" in argv:
-            return 0, "".join("%s loaded active running x\n" % unit for unit, _ in self.units)
+            return 0, "".join("%s loaded active running x\n" % unit for unit, _text in self.units)
         if argv[0] == "systemctl" and "show" in argv:
             return 0, "".join(text for unit, text in self.units if unit in argv)
         return 1, ""
@@ -91,7 +91,7 @@ def count(conn, sql):
 def test_records_of_one_sample(tmp_path, node):
     node.hold("alice", node.migs[0])
     records = make(tmp_path, node).sample()
-    kinds = [k for k, _ in records]
+    kinds = [k for k, _row in records]
     # 1 GPU + 3 MIG devices described; samples only for the MIG devices (the GPU in MIG mode hands them out)
     assert kinds.count("device") == 4 and kinds.count("gpu_sample") == 3
     samples = {r["device_uuid"]: r for k, r in records if k == "gpu_sample"}
@@ -118,7 +118,7 @@ def test_outage_spools_then_drains_without_duplicates(tmp_path, node, pg, pg_ser
             raise psycopg2.OperationalError("connection refused (the test's outage)")
         return psycopg2.connect(dsn)
     col = make(tmp_path, node, dsn=pg_server.dsn(), clock=clock, connect=connect, batch_size=7)
-    for _ in range(4):
+    for _sample in range(4):
         col.sample()
         assert col.ship() == 0
         clock.t += 15
@@ -144,7 +144,7 @@ def test_crash_between_commit_and_ack_counts_nothing_twice(tmp_path, node, pg, p
     # The database committed the batch, then the collector died before deleting it from the spool:
     from fedgpu_accounting import ship
     conn = psycopg2.connect(pg_server.dsn())
-    ship.ship(conn, [(k, r) for _, k, r in batch])
+    ship.ship(conn, [(k, r) for _rid, k, r in batch])
     conn.close()
     before = [count(pg, "SELECT count(*) FROM %s" % t) for t in ("gpu_sample", "allocation", "workload", "gpu_hourly")]
     # ... restarted, it ships the same records again.
@@ -182,7 +182,7 @@ def test_busy_process_and_metrics_endpoint(tmp_path, node):
 def test_no_gpu_node_still_runs(tmp_path, node):
     os.remove(node.state)  # the emulator now answers like a host without a driver
     col = make(tmp_path, node)
-    assert [k for k, _ in col.sample()] == []
+    assert [k for k, _row in col.sample()] == []
     assert col.counters["read_errors"] == 1 and col.backend is None
 
 

@@ -241,7 +241,7 @@ class Collector:
                 if self.conn is None or self.conn.closed:
                     self.conn = self.connect(self.cfg["dsn"])
                 expire = self.cfg["retention_days"] if self.clock() - self.last_expire > 86400 else None
-                ship_mod.ship(self.conn, [(kind, row) for _, kind, row in batch], retention_days=expire)
+                ship_mod.ship(self.conn, [(kind, row) for _rid, kind, row in batch], retention_days=expire)
                 if expire:
                     self.last_expire = self.clock()
             except Exception as exc:  # pylint: disable=broad-except  # any database error: keep the spool, retry later

@@ -48,7 +48,7 @@ class Spool:
             return 0
         with _transaction(self.db):
             self.db.executemany("INSERT INTO record (kind, payload) VALUES (?, ?)", rows)
-        self._bytes += sum(len(p) for _, p in rows)
+        self._bytes += sum(len(payload) for _kind, payload in rows)
         if self._bytes > self.max_bytes:
             self._shrink()
         return len(rows)
