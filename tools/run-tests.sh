@@ -3,11 +3,12 @@
 # the end, and a non-zero exit if any stage failed. Stages run in order and
 # all of them run even when one fails.
 #   FEDGPU_STAGES   stages to run (default: all of them, in this order)
+#   FEDGPU_TEST_JOBS 2 (default): lint and sanity beside the unit stage; 1: one after the other
 #   arguments       Molecule scenario names (default: every scenario)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
-all_stages="lint changelog unit sanity demo openstack molecule"
+all_stages="lint sanity changelog unit demo openstack molecule"
 stages=${FEDGPU_STAGES:-$all_stages}
 scenarios=("$@")
 if [ ${#scenarios[@]} -eq 0 ]; then
@@ -39,15 +40,9 @@ skips_in() { # skips_in LOG: "<pytest passed> <pytest skipped> <notes>"
   n=$(grep -cE '"?msg"?: "?SKIPPED: |^SKIPPED \[' "$1")
   echo "${p:-0} ${s:-0} ${n:-0}"
 }
-run_stage() { # run_stage NAME COMMAND...
-  local name=$1 start rc log p s n status note
-  shift
-  log=$logdir/${name//[^A-Za-z0-9_.-]/_}.log
-  printf '\n==== %s: %s\n' "$name" "$*"
-  start=$(date +%s)
-  "$@" 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
-  local secs=$(( $(date +%s) - start ))
+# account_stage NAME LOG RC SECS: the stage's line in the summary, from its log.
+account_stage() {
+  local name=$1 log=$2 rc=$3 secs=$4 p s n status note
   read -r p s n < <(skips_in "$log")
   note=""
   if [ "$rc" -ne 0 ]; then
@@ -63,8 +58,47 @@ run_stage() { # run_stage NAME COMMAND...
     skip_notes+=("$name=$log")
   fi
   results+=("$(printf '%-34s %-7s %5ss  %s' "$name" "$status" "$secs" "$note")")
+}
+stage_log() { echo "$logdir/${1//[^A-Za-z0-9_.-]/_}.log"; }
+run_stage() { # run_stage NAME COMMAND...
+  local name=$1 start rc log
+  shift
+  log=$(stage_log "$name")
+  printf '\n==== %s: %s\n' "$name" "$*"
+  start=$(date +%s)
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  account_stage "$name" "$log" "$rc" "$(( $(date +%s) - start ))"
   return 0
 }
+# The static stages (lint, sanity) and the unit stage are each one process
+# that keeps one core busy, with nothing to wait for: when the unit stage
+# runs too, lint and sanity run beside it (FEDGPU_TEST_JOBS=1: one after the
+# other). The stages that start containers and services run one at a time.
+# The background ones write only to their logs, printed whole when they end.
+background_stages=()
+start_background() { # start_background NAME COMMAND...: run it in the background, output to its log
+  local name=$1 log
+  shift
+  log=$(stage_log "$name")
+  ( start=$(date +%s); "$@" >"$log" 2>&1; echo "$? $(( $(date +%s) - start ))" >"$log.rc" ) &
+  background_stages+=("$name")
+  printf '\n==== %s: %s (in the background, beside the next stages)\n' "$name" "$*"
+}
+finish_background() { # wait for the background stages, print their logs, count them
+  local name log rc secs
+  wait
+  for name in "${background_stages[@]}"; do
+    log=$(stage_log "$name")
+    read -r rc secs <"$log.rc"
+    printf '\n==== %s (ran in the background)\n' "$name"
+    cat "$log"
+    account_stage "$name" "$log" "$rc" "$secs"
+  done
+  background_stages=()
+}
+parallel=${FEDGPU_TEST_JOBS:-2}
+case " $stages " in *" unit "*) ;; *) parallel=1 ;; esac
 
 t0=$(date +%s)
 for stage in $stages; do
@@ -73,14 +107,23 @@ for stage in $stages; do
       # ansible-lint installs the collection under $HOME/.ansible: a HOME of
       # this tree's own keeps another checkout's copy out of the way.
       mkdir -p .cache/lint-home
-      run_stage lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor ;;
+      if [ "$parallel" -gt 1 ]; then
+        start_background lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor
+      else
+        run_stage lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor
+      fi ;;
     changelog)
       run_stage changelog antsibull-changelog lint ;;
     unit)
       # tests/integration/kubernetes: a real cluster when KUBECONFIG is set, else skipped with that reason.
-      run_stage unit python -m pytest -q -rs tests/unit tests/integration/kubernetes ;;
+      run_stage unit python -m pytest -q -rs tests/unit tests/integration/kubernetes
+      finish_background ;;
     sanity)
-      run_stage sanity tools/sanity.sh ;;
+      if [ "$parallel" -gt 1 ]; then
+        start_background sanity tools/sanity.sh
+      else
+        run_stage sanity tools/sanity.sh
+      fi ;;
     demo)
       # The whole platform as a user meets it: make demo twice (the second
       # must change nothing), the researcher's journeys, make demo-down
@@ -99,6 +142,7 @@ for stage in $stages; do
   esac
 done
 
+finish_background
 printf '\n==== timing summary (wall seconds)\n'
 printf '%s\n' "${results[@]}"
 printf '%-34s %-7s %5ss\n' total "" "$(( $(date +%s) - t0 ))"

@@ -1,0 +1,1 @@
+../../../../roles/accounting_db/files/migrations/0001_gpu_accounting.sql
