@@ -75,7 +75,10 @@ def scenario_platforms():
             image = platform.get("image")
             images.add(("Debian", image.rsplit(":", 1)[1]) if image else DEFAULT_IMAGE)
         text = "".join(read(p) for p in glob.glob(os.path.join(scenario, "*.yml")))
-        for playbook in re.findall(r"import_playbook: *\S*?([a-z_]+\.yml)", text):
+        # playbooks imported by path (.../site.yml) or by name (fedgpu.platform.site)
+        imports = re.findall(r"import_playbook: *\S*?([a-z_]+\.yml)", text)
+        imports += [name + ".yml" for name in re.findall(r"import_playbook: *fedgpu\.platform\.([a-z_]+)\s", text)]
+        for playbook in imports:
             for imported in glob.glob(os.path.join(ROOT, "playbooks", playbook)):
                 text += read(imported)
         for role in roles:
