@@ -97,8 +97,9 @@ finish_background() { # wait for the background stages, print their logs, count 
   done
   background_stages=()
 }
-parallel=${FEDGPU_TEST_JOBS:-2}
-case " $stages " in *" unit "*) ;; *) parallel=1 ;; esac
+# How lint and sanity run: beside the unit stage when it runs too and FEDGPU_TEST_JOBS allows.
+static_stage=run_stage
+case " $stages " in *" unit "*) [ "${FEDGPU_TEST_JOBS:-2}" -gt 1 ] && static_stage=start_background ;; esac
 
 t0=$(date +%s)
 for stage in $stages; do
@@ -107,11 +108,7 @@ for stage in $stages; do
       # ansible-lint installs the collection under $HOME/.ansible: a HOME of
       # this tree's own keeps another checkout's copy out of the way.
       mkdir -p .cache/lint-home
-      if [ "$parallel" -gt 1 ]; then
-        start_background lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor
-      else
-        run_stage lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor
-      fi ;;
+      $static_stage lint env HOME="$root/.cache/lint-home" ansible-lint --offline --profile production --nocolor ;;
     changelog)
       run_stage changelog antsibull-changelog lint ;;
     unit)
@@ -119,11 +116,7 @@ for stage in $stages; do
       run_stage unit python -m pytest -q -rs tests/unit tests/integration/kubernetes
       finish_background ;;
     sanity)
-      if [ "$parallel" -gt 1 ]; then
-        start_background sanity tools/sanity.sh
-      else
-        run_stage sanity tools/sanity.sh
-      fi ;;
+      $static_stage sanity tools/sanity.sh ;;
     demo)
       # The whole platform as a user meets it: make demo twice (the second
       # must change nothing), the researcher's journeys, make demo-down

@@ -53,6 +53,12 @@ def test_collector_configuration_is_json_without_the_password():
     assert {k for k in config if not k.startswith("_")} <= set(collector.DEFAULTS)
 
 
+def test_every_module_of_the_program_is_installed():
+    listed = load(os.path.join(ROLE, "vars", "main.yml"))["__gpu_accounting_modules"]
+    present = sorted(n for n in os.listdir(os.path.join(ROLE, "files", "fedgpu_accounting")) if n.endswith(".py"))
+    assert sorted(listed) == present
+
+
 def test_passfile_escapes_the_password():
     lines = [line for line in render("pgpass.j2").splitlines() if not line.startswith("#")]
     # libpq's passfile: ':' and '\\' escaped with a backslash

@@ -120,17 +120,9 @@ def _select(kind):
 
 
 def _temp_ddl(kind):
-    types = []
-    for c in COLUMNS[kind]:
-        types.append("%s %s" % (c, "double precision" if c in TIME_COLUMNS else _TYPES.get(c, "text")))
-    return "CREATE TEMP TABLE tmp_%s (%s) ON COMMIT DROP" % (kind, ", ".join(types))
-
-
-_TYPES = {"gpu_fraction": "double precision", "uid": "integer", "requested_cpus": "double precision",
-          "requested_mem_mib": "double precision", "requested_gpus": "double precision",
-          "cpu_seconds": "double precision", "mem_peak_mib": "double precision", "util_pct": "real",
-          "mem_used_mib": "real", "power_w": "real", "processes": "smallint", "interval_s": "real", "pid": "integer",
-          "used_mem_mib": "real", "mem_mib": "real"}
+    """A temporary table shaped like the real one (its column types read from it), timestamps as epoch seconds."""
+    cols = ", ".join("extract(epoch FROM %s)::float8 AS %s" % (c, c) if c in TIME_COLUMNS else c for c in COLUMNS[kind])
+    return "CREATE TEMP TABLE tmp_%s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA" % (kind, cols, kind)
 
 
 def ship(conn, records, retention_days=None):
