@@ -8,7 +8,8 @@ venv=${VENV:-$root/.venv}
 python=${PYTHON:-python3}
 
 # postgresql-15: a throwaway server for the accounting tests and benchmarks (tests/unit/accounting/pgserver.py)
-packages=(docker.io debootstrap apt-cacher-ng shellcheck openssh-client rsync git python3-venv ca-certificates curl postgresql-15)
+# prometheus, prometheus-alertmanager: promtool and amtool check and test the alert rules and configs (tests/unit/monitoring)
+packages=(docker.io debootstrap apt-cacher-ng shellcheck openssh-client rsync git python3-venv ca-certificates curl postgresql-15 prometheus prometheus-alertmanager)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,14 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fixtures shared by the unit tests."""
 
+import json
 import os
+import subprocess
 import sys
 
 import pytest
+import yaml
 from ansible.plugins.loader import init_plugin_loader
 from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
-COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".cache", "collections"))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +34,22 @@ def collection_loader():
     for name in ours():
         del sys.modules[name]
     sys.modules.update(saved)
+
+
+@pytest.fixture
+def run_role_check(tmp_path):
+    """Run one of the collection's roles on localhost with --check: run_role_check(role, variables).
+
+    For the roles' input checks: a refused input must stop the play before any change.
+    """
+    def run(role, variables):
+        play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                 "roles": [{"role": "fedgpu.platform." + role}]}]
+        path = tmp_path / "play.yml"
+        path.write_text(yaml.safe_dump(play))
+        extra = dict({"ansible_python_interpreter": sys.executable}, **variables)
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+        return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                               "--check", "-e", json.dumps(extra), str(path)], capture_output=True, text=True,
+                              env=env, cwd=ROOT, check=False)
+    return run

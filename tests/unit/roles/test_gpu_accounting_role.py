@@ -5,7 +5,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -65,20 +64,6 @@ def test_passfile_escapes_the_password():
     assert lines == ["fg-db%d:5432:accounting:accounting:s3cret\\:with\\\\odd-chars" % n for n in (1, 2)]
 
 
-def playbook(tmp_path, **variables):
-    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
-             "roles": [{"role": "fedgpu.platform.gpu_accounting"}]}]
-    path = tmp_path / "play.yml"
-    path.write_text(yaml.safe_dump(play))
-    extra = dict({"ansible_python_interpreter": sys.executable, "gpu_accounting_db_hosts": ["db1"],
-                  "gpu_accounting_db_password": "long-enough-password", "gpu_accounting_ca_cert": __file__},
-                 **variables)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
-    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                           "--check", "-e", json.dumps(extra), str(path)], capture_output=True, text=True, env=env,
-                          cwd=ROOT, check=False)
-
-
 @pytest.mark.parametrize("variables,named", [
     ({"gpu_accounting_interval": 2}, "gpu_accounting_interval must be 5..3600"),
     ({"gpu_accounting_interval": "often"}, "gpu_accounting_interval"),
@@ -86,8 +71,10 @@ def playbook(tmp_path, **variables):
     ({"gpu_accounting_source": "dcgm"}, "gpu_accounting_source"),
     ({"gpu_accounting_ca_cert": "/nonexistent/ca.crt"}, "gpu_accounting_ca_cert: /nonexistent/ca.crt is not a file"),
 ])
-def test_bad_input_is_refused_naming_the_variable(tmp_path, variables, named):
-    proc = playbook(tmp_path, **variables)
+def test_bad_input_is_refused_naming_the_variable(run_role_check, variables, named):
+    proc = run_role_check("gpu_accounting", dict({"gpu_accounting_db_hosts": ["db1"],
+                                                  "gpu_accounting_db_password": "long-enough-password",
+                                                  "gpu_accounting_ca_cert": __file__}, **variables))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and named in out, out[-2000:]
     assert "changed=0" in out and "long-enough-password" not in out
