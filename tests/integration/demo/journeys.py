@@ -398,6 +398,7 @@ def journey_database(p, state):
     rejoin(lost)
     notes = psql("SELECT note FROM journey_probe ORDER BY id").stdout.split("\n")
     check("after host loss" in notes, "rows: %s" % notes)
+    state["failover_nodes"] = sorted({victim, new, lost})
 
 
 def journey_accounting(p, state):
@@ -489,6 +490,68 @@ def journey_accounting(p, state):
     check(alice["sessions"] >= 1 and alice["jobs"] >= 1, "alice: %d sessions, %d jobs" % (alice["sessions"], alice["jobs"]))
 
 
+def journey_monitoring(p, state):
+    front = p.first("prometheus")
+    receiver = p.first("alert_test_receiver")
+    check("alice_device" in state and "failover_nodes" in state, "needs the notebook, database and accounting journeys")
+
+    def prom(path, query=None):
+        command = "curl -sfG http://127.0.0.1:9090/api/v1/%s" % path
+        if query:
+            command += " --data-urlencode %s" % shlex.quote("query=" + query)
+        out = json.loads(sh(front, command).stdout)
+        check(out.get("status") == "success", "Prometheus answered %s" % out)
+        return out["data"]
+
+    def received(alertname, **labels):
+        """Webhook alerts and e-mails of alertname whose labels include labels (firing)."""
+        records = json.loads(sh(receiver, "curl -sf http://127.0.0.1:9095/received").stdout)
+        hooks = [a for r in records if r["via"] == "webhook" for a in r["payload"]["alerts"]
+                 if a["status"] == "firing" and a["labels"].get("alertname") == alertname
+                 and all(a["labels"].get(k) == v for k, v in labels.items())]
+        mails = [r for r in records if r["via"] == "email" and alertname in (r.get("subject") or "")
+                 and all(v in r.get("text", "") for v in labels.values())]
+        return (hooks, mails) if hooks and mails else None
+
+    # A target gone: the CPU worker's collector stops (while the idle alert, below, ripens).
+    cpu = [n for n in p.groups["workers"] if n not in p.groups["gpu_workers"]][0]
+    sh(cpu, "systemctl stop fedgpu-collector")
+    try:
+        yield "Prometheus on %s scrapes every node's exporter, both data nodes' PostgreSQL and the collectors" % front
+        expected = {("node", n) for n in p.groups["platform"]} | {("postgres", n) for n in p.groups["db_data"]}
+        expected |= {("fedgpu_collector", n) for n in p.groups["workers"]}
+
+        def all_up():
+            targets = prom("targets")["activeTargets"]
+            health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in targets}
+            missing = expected - set(health)
+            check(not missing, "not scraped: %s" % sorted(missing))
+            down = sorted(k for k in expected if health[k] != "up" and k != ("fedgpu_collector", cpu))
+            return None if down else health
+        wait_for("every target up", all_up, 90, delay=3)
+        yield "the collectors' metrics name alice, cms and her MIG profile as the holder of her slice"
+        series = prom("query", 'fedgpu_gpu_allocated{device="%s"}' % state["alice_device"])
+        check(series["result"], "no fedgpu_gpu_allocated series for %s" % state["alice_device"])
+        metric = series["result"][0]["metric"]
+        check((metric.get("user"), metric.get("community"), metric.get("mig_profile"), metric.get("kind"))
+              == ("alice", "cms", "1g.10gb", "jupyter"), "labels: %s" % metric)
+        yield "her slice, held and idle, is alerted to the site's webhook and by e-mail, with her name"
+        hooks, mails = wait_for("FedgpuGpuAllocatedIdle for alice",
+                                lambda: received("FedgpuGpuAllocatedIdle", device=state["alice_device"], user="alice"),
+                                240, delay=5)
+        yield "   %s (webhook), \"%s\" (e-mail to %s)" % (hooks[0]["annotations"]["summary"], mails[0]["subject"],
+                                                       ", ".join(mails[0]["to"]))
+        yield "the stopped collector on %s is alerted as a target down" % cpu
+        wait_for("FedgpuTargetDown for %s" % cpu,
+                 lambda: received("FedgpuTargetDown", job="fedgpu_collector", instance=cpu), 240, delay=5)
+    finally:
+        sh(cpu, "systemctl start fedgpu-collector", check_rc=False)
+    yield "the database journey's failovers are alerted (FedgpuPrimaryChanged for %s)" % ", ".join(state["failover_nodes"])
+    for node in state["failover_nodes"]:
+        wait_for("FedgpuPrimaryChanged for %s" % node, lambda n=node: received("FedgpuPrimaryChanged", instance=n),
+                 120, delay=5)
+
+
 JOURNEYS = [
     ("notebook", journey_notebook),
     ("batch", journey_batch),
@@ -497,6 +560,7 @@ JOURNEYS = [
     ("software", journey_software),
     ("database", journey_database),
     ("accounting", journey_accounting),
+    ("monitoring", journey_monitoring),
 ]
 
 
