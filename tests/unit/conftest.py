@@ -38,13 +38,17 @@ def collection_loader():
 
 @pytest.fixture
 def run_role_check(tmp_path):
-    """Run one of the collection's roles on localhost with --check: run_role_check(role, variables).
+    """Run one of the collection's roles on localhost with --check: run_role_check(role, variables[, tasks_from]).
 
     For the roles' input checks: a refused input must stop the play before any change.
     """
-    def run(role, variables):
+    def run(role, variables, tasks_from=None):
         play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
                  "roles": [{"role": "fedgpu.platform." + role}]}]
+        if tasks_from:
+            del play[0]["roles"]
+            play[0]["tasks"] = [{"name": "Entry point " + tasks_from, "ansible.builtin.include_role": {
+                "name": "fedgpu.platform." + role, "tasks_from": tasks_from}}]
         path = tmp_path / "play.yml"
         path.write_text(yaml.safe_dump(play))
         extra = dict({"ansible_python_interpreter": sys.executable}, **variables)

@@ -41,6 +41,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -398,7 +399,7 @@ def journey_database(p, state):
     rejoin(lost)
     notes = psql("SELECT note FROM journey_probe ORDER BY id").stdout.split("\n")
     check("after host loss" in notes, "rows: %s" % notes)
-    state["failover_nodes"] = sorted({victim, new, lost})
+    state["primary_after_failovers"] = wait_for("the primary", primary, 30)
 
 
 def journey_accounting(p, state):
@@ -488,12 +489,34 @@ def journey_accounting(p, state):
     check(alice["allocated_gpu_hours"] > 0 and alice["idle_fraction"] is not None and 0.5 < alice["idle_fraction"] < 1,
           "alice: %s GPU-hours allocated, idle fraction %s" % (alice["allocated_gpu_hours"], alice["idle_fraction"]))
     check(alice["sessions"] >= 1 and alice["jobs"] >= 1, "alice: %d sessions, %d jobs" % (alice["sessions"], alice["jobs"]))
+    yield "accounting_report.yml saves the report on the control node: JSON, CSV, table, fair share and three plots"
+    dest = os.path.join(ARTIFACTS, "accounting-report")
+    shutil.rmtree(dest, ignore_errors=True)
+    proc = subprocess.run(["ansible-playbook", "playbooks/accounting_report.yml", "-e", "gpu_accounting_report_by=user",
+                           "-e", "gpu_accounting_report_dest=" + dest], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600, check=False)
+    check(proc.returncode == 0, "accounting_report.yml failed:\n%s" % "\n".join(proc.stdout.splitlines()[-30:]))
+    check(p.secret("accounting-reporting") not in proc.stdout, "the reporting role's password is in the playbook's output")
+    with open(os.path.join(dest, "report.json")) as handle:
+        saved = json.load(handle)
+    check(any(r["user"] == "alice" and r["allocated_gpu_hours"] > 0 for r in saved["rows"]), "report.json: %s" % saved)
+    shares = {r["community"]: r for r in saved.get("fairshare", [])}
+    check({"physics", "cms", "ml-infn"} <= set(shares), "fair share rows: %s" % saved.get("fairshare"))
+    with open(os.path.join(dest, "report.csv")) as handle:
+        check("alice" in handle.read(), "report.csv has no row of alice")
+    for name in ("usage.png", "idle.png", "heatmap.png"):
+        with open(os.path.join(dest, name), "rb") as handle:
+            check(handle.read(8) == b"\x89PNG\r\n\x1a\n", "%s is not a PNG" % name)
+    first = p.first("workers")
+    left = sh(first, "ls -d /tmp/*.fedgpu-report 2>/dev/null || true").stdout.strip()
+    check(not left, "the report's working directory (with its passfile) is left on %s: %s" % (first, left))
 
 
 def journey_monitoring(p, state):
     front = p.first("prometheus")
     receiver = p.first("alert_test_receiver")
-    check("alice_device" in state and "failover_nodes" in state, "needs the notebook, database and accounting journeys")
+    check("alice_device" in state and "primary_after_failovers" in state,
+          "needs the notebook, database and accounting journeys")
 
     def prom(path, query=None):
         command = "curl -sfG http://127.0.0.1:9090/api/v1/%s" % path
@@ -546,10 +569,11 @@ def journey_monitoring(p, state):
                  lambda: received("FedgpuTargetDown", job="fedgpu_collector", instance=cpu), 240, delay=5)
     finally:
         sh(cpu, "systemctl start fedgpu-collector", check_rc=False)
-    yield "the database journey's failovers are alerted (FedgpuPrimaryChanged for %s)" % ", ".join(state["failover_nodes"])
-    for node in state["failover_nodes"]:
-        wait_for("FedgpuPrimaryChanged for %s" % node, lambda n=node: received("FedgpuPrimaryChanged", instance=n),
-                 120, delay=5)
+    primary = state["primary_after_failovers"]
+    yield "the database journey's failovers are alerted: FedgpuPrimaryChanged for %s, primary since" % primary
+    hooks, _ = wait_for("FedgpuPrimaryChanged for %s" % primary,
+                        lambda: received("FedgpuPrimaryChanged", instance=primary), 120, delay=5)
+    yield "   %s" % hooks[-1]["annotations"]["summary"]
 
 
 JOURNEYS = [

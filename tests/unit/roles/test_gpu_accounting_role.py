@@ -78,3 +78,17 @@ def test_bad_input_is_refused_naming_the_variable(run_role_check, variables, nam
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and named in out, out[-2000:]
     assert "changed=0" in out and "long-enough-password" not in out
+
+
+@pytest.mark.parametrize("variables,named", [
+    ({"gpu_accounting_report_by": "team"}, "gpu_accounting_report_by"),
+    ({"gpu_accounting_report_from": "last monday"}, "gpu_accounting_report_from (last monday) and"),
+    ({"gpu_accounting_report_db_password": ""}, "gpu_accounting_report_db_password must be"),
+])
+def test_report_refuses_bad_input_naming_the_variable(run_role_check, variables, named):
+    proc = run_role_check("gpu_accounting", dict({"gpu_accounting_db_hosts": ["db1"],
+                                                  "gpu_accounting_report_db_password": "long-enough-password"},
+                                                 **variables), tasks_from="report")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and named in out, out[-2000:]
+    assert "changed=0" in out and "long-enough-password" not in out
