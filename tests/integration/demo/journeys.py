@@ -149,6 +149,7 @@ def run_output(result, index):
 # ------------------------------------------------------------------ journeys
 
 def journey_notebook(p, state):
+    state["notebook_at"] = time.time()
     hub = p.first("jupyterhub")
     settings = json.loads(sh(hub, "cat /etc/jupyterhub/fedgpu_hub.json").stdout)
     notebook_ids = [g["id"] for g in settings["gpus"]]
@@ -319,6 +320,7 @@ def journey_software(p, state):
 
 
 def journey_database(p, state):
+    state["database_at"] = time.time()
     front = p.first("frontend")
     data = p.groups["db_data"]
     pki = os.path.join(ROOT, ".cache", "local-pki", "ca.crt")
@@ -440,6 +442,14 @@ def journey_accounting(p, state):
               "WHERE a.device_uuid = '%s' AND w.kind = 'condor' AND w.workload_id LIKE '%%#%s.0#%%'"
               % (state["job_device"], state["job_cluster"]))
     check(row and row.split("|")[:2] == ["alice", "cms"], "the job's allocation: %r" % row)
+    yield "the access point's history adds her finished job once: its end, wall and CPU time, peak memory"
+    like = "condor:%%#%s.0#%%" % state["job_cluster"]
+    row = wait_for("her job from HTCondor's history", lambda: sql(
+        "SELECT count(*) OVER (), extract(epoch FROM ended - started), wall_seconds, cpu_seconds IS NOT NULL, "
+        "mem_peak_mib > 0 FROM workload WHERE workload_id LIKE '%s' AND source = 'history'" % like), 6 * interval + 90)
+    rows, span, wall, cpu, mem = row.split("|")
+    check(rows == "1" and float(wall) >= 15 and abs(float(span) - float(wall)) <= 2 and cpu == "t" and mem == "t",
+          "her job as the history recorded it: %s" % row)
     yield "a process in her server on the slice is attributed to her and makes the slice busy"
     pid = sh(gpu, "systemctl show -p MainPID --value jupyter-alice-singleuser").stdout.strip()
     check(pid.isdigit() and pid != "0", "alice's server has no main process (%r)" % pid)
@@ -515,7 +525,7 @@ def journey_accounting(p, state):
 def journey_monitoring(p, state):
     front = p.first("prometheus")
     receiver = p.first("alert_test_receiver")
-    check("alice_device" in state and "primary_after_failovers" in state,
+    check("notebook_at" in state and "primary_after_failovers" in state,
           "needs the notebook, database and accounting journeys")
 
     def prom(path, query=None):
@@ -526,23 +536,26 @@ def journey_monitoring(p, state):
         check(out.get("status") == "success", "Prometheus answered %s" % out)
         return out["data"]
 
-    def received(alertname, **labels):
-        """Webhook alerts and e-mails of alertname whose labels include labels (firing)."""
-        records = json.loads(sh(receiver, "curl -sf http://127.0.0.1:9095/received").stdout)
+    def received(alertname, since, **labels):
+        """Webhook alerts and e-mails of alertname received after since whose labels include labels (firing)."""
+        records = [r for r in json.loads(sh(receiver, "curl -sf http://127.0.0.1:9095/received").stdout)
+                   if r["received"] >= since]
         hooks = [a for r in records if r["via"] == "webhook" for a in r["payload"]["alerts"]
                  if a["status"] == "firing" and a["labels"].get("alertname") == alertname
                  and all(a["labels"].get(k) == v for k, v in labels.items())]
-        mails = [r for r in records if r["via"] == "email" and alertname in (r.get("subject") or "")
+        mails = [r for r in records if r["via"] == "email" and (r.get("subject") or "").startswith("[FIRING")
+                 and alertname in r["subject"]
                  and all(v in r.get("text", "") for v in labels.values())]
         return (hooks, mails) if hooks and mails else None
 
     # A target gone: the CPU worker's collector stops (while the idle alert, below, ripens).
     cpu = [n for n in p.groups["workers"] if n not in p.groups["gpu_workers"]][0]
+    stopped_at = time.time()
     sh(cpu, "systemctl stop fedgpu-collector")
     try:
         yield "Prometheus on %s scrapes every node's exporter, both data nodes' PostgreSQL and the collectors" % front
         expected = {("node", n) for n in p.groups["platform"]} | {("postgres", n) for n in p.groups["db_data"]}
-        expected |= {("fedgpu_collector", n) for n in p.groups["workers"]}
+        expected |= {("fedgpu_collector", n) for n in p.groups["workers"] + p.groups["htcondor_access_point"]}
 
         def all_up():
             targets = prom("targets")["activeTargets"]
@@ -559,20 +572,20 @@ def journey_monitoring(p, state):
         check((metric.get("user"), metric.get("community"), metric.get("mig_profile"), metric.get("kind"))
               == ("alice", "cms", "1g.10gb", "jupyter"), "labels: %s" % metric)
         yield "her slice, held and idle, is alerted to the site's webhook and by e-mail, with her name"
-        hooks, mails = wait_for("FedgpuGpuAllocatedIdle for alice",
-                                lambda: received("FedgpuGpuAllocatedIdle", device=state["alice_device"], user="alice"),
-                                240, delay=5)
+        hooks, mails = wait_for("FedgpuGpuAllocatedIdle for alice", lambda: received(
+            "FedgpuGpuAllocatedIdle", state["notebook_at"], device=state["alice_device"], user="alice"), 240, delay=5)
         yield "   %s (webhook), \"%s\" (e-mail to %s)" % (hooks[0]["annotations"]["summary"], mails[0]["subject"],
                                                        ", ".join(mails[0]["to"]))
         yield "the stopped collector on %s is alerted as a target down" % cpu
         wait_for("FedgpuTargetDown for %s" % cpu,
-                 lambda: received("FedgpuTargetDown", job="fedgpu_collector", instance=cpu), 240, delay=5)
+                 lambda: received("FedgpuTargetDown", stopped_at, job="fedgpu_collector", instance=cpu), 240, delay=5)
     finally:
         sh(cpu, "systemctl start fedgpu-collector", check_rc=False)
     primary = state["primary_after_failovers"]
     yield "the database journey's failovers are alerted: FedgpuPrimaryChanged for %s, primary since" % primary
     hooks, _ = wait_for("FedgpuPrimaryChanged for %s" % primary,
-                        lambda: received("FedgpuPrimaryChanged", instance=primary), 120, delay=5)
+                        lambda: received("FedgpuPrimaryChanged", state["database_at"], instance=primary), 120,
+                        delay=5)
     yield "   %s" % hooks[-1]["annotations"]["summary"]
 
 

@@ -19,6 +19,7 @@ written by the gpu_accounting role) with the keys of DEFAULTS.
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -26,6 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from fedgpu_accounting import devices as devices_mod
+from fedgpu_accounting import history as history_mod
 from fedgpu_accounting import ship as ship_mod
 from fedgpu_accounting import spool as spool_mod
 from fedgpu_accounting import workloads as workloads_mod
@@ -47,6 +49,10 @@ DEFAULTS = {
     "proc_root": "/proc",
     "metrics_address": "127.0.0.1",
     "metrics_port": 9477,            # 0: no endpoint
+    "condor_history": False,         # read HTCondor's finished jobs (on an access point)
+    "condor_history_interval": 60.0,  # seconds between reads of the history
+    "condor_history_command": "condor_history",
+    "condor_history_days": 30,       # how far back the first read goes (no watermark yet)
 }
 
 
@@ -98,6 +104,9 @@ OWN_METRICS = (
     ("spool_records", "gauge", "Records waiting in the spool."),
     ("spool_bytes", "gauge", "Size of the records waiting in the spool."),
     ("spool_dropped_records_total", "counter", "Records dropped, oldest first, because the spool was full."),
+    ("history_jobs_total", "counter", "Finished HTCondor jobs read from the history and spooled (re-reads included)."),
+    ("history_errors_total", "counter", "Reads of HTCondor's history that failed."),
+    ("history_watermark_timestamp_seconds", "gauge", "Completion time of the latest finished job spooled."),
 )
 
 
@@ -125,7 +134,8 @@ class Collector:
         self.clock = clock
         self.conn = None
         self.metrics = Metrics(self.host)
-        self.counters = {"samples": 0, "shipped": 0, "ship_errors": 0, "read_errors": 0}
+        self.counters = {"samples": 0, "shipped": 0, "ship_errors": 0, "read_errors": 0, "history_jobs": 0,
+                         "history_errors": 0}
         self.started = self.clock()
         self.last_sample = 0.0
         self.last_ship = 0.0
@@ -135,6 +145,10 @@ class Collector:
         self.backend = None
         self.read_error = None
         self.devices_read = 0
+        self.last_history = None
+        self.history_error = None
+        self.watermark_path = (self.cfg["spool_path"] + ".history-watermark") if self.cfg["condor_history"] else None
+        self.watermark = self._read_watermark()
 
     # ------------------------------------------------------------- sampling
     def sample(self):
@@ -218,8 +232,69 @@ class Collector:
         self._update_own()
         return records
 
+    # ------------------------------------------------------------- HTCondor's history
+    def _read_watermark(self):
+        if not self.watermark_path:
+            return None
+        try:
+            with open(self.watermark_path, encoding="utf-8") as f:
+                return float(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _write_watermark(self, value):
+        tmp = self.watermark_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("%.3f\n" % value)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.watermark_path)
+
+    def read_history(self, force=False):
+        """Spool the jobs the access point's history has finished since the watermark; returns how many.
+
+        Every condor_history_interval seconds. The watermark (the latest completion spooled) is kept
+        beside the spool and moves only after the records are in the spool; each read starts a little
+        before it, and what is read twice ships as the same rows.
+        """
+        if not self.cfg["condor_history"]:
+            return 0
+        now = self.clock()
+        if not force and self.last_history is not None and now - self.last_history < float(
+                self.cfg["condor_history_interval"]):
+            return 0
+        self.last_history = now
+        since = (self.watermark if self.watermark is not None
+                 else now - float(self.cfg["condor_history_days"]) * 86400) - history_mod.OVERLAP_S
+        try:
+            ads = history_mod.query(since, runner=self.runner, command=self.cfg["condor_history_command"])
+        except history_mod.HistoryError as exc:
+            self.counters["history_errors"] += 1
+            if str(exc) != self.history_error:
+                LOG.error("cannot read HTCondor's history: %s", exc)
+            self.history_error = str(exc)
+            self._update_own()
+            return 0
+        self.history_error = None
+        records = history_mod.records(ads, self.host)
+        jobs = sum(1 for kind, dummy in records if kind == "workload")
+        if records:
+            self.spool.put(records)
+        latest = history_mod.latest(ads)
+        if latest is not None and (self.watermark is None or latest > self.watermark):
+            self.watermark = latest
+            self._write_watermark(latest)
+        self.counters["history_jobs"] += jobs
+        self._update_own()
+        return jobs
+
     def _update_own(self):
-        self.metrics.set_own(
+        history = {}
+        if self.cfg["condor_history"]:
+            history = {"history_jobs_total": self.counters["history_jobs"],
+                       "history_errors_total": self.counters["history_errors"],
+                       "history_watermark_timestamp_seconds": self.watermark or 0}
+        self.metrics.set_own(**history,
             up=1, backend=self.backend, devices=self.devices_read, started_timestamp_seconds=self.started,
             samples_total=self.counters["samples"], last_sample_timestamp_seconds=self.last_sample,
             read_errors_total=self.counters["read_errors"], shipped_records_total=self.counters["shipped"],
@@ -340,6 +415,7 @@ class Collector:
         next_at = self.clock()
         while not stop.is_set():
             self.sample()
+            self.read_history()
             self.ship()
             next_at += self.interval
             delay = next_at - self.clock()

@@ -553,10 +553,17 @@ def plots(hourly, directory, progress=None):
     hours, series = usage_series(hourly)
     fig, ax = plt.subplots(figsize=(10, 5))
     if hours:
+        import matplotlib.dates as mdates  # pylint: disable=import-outside-toplevel
         names = list(series)
-        ax.stackplot(when(hours), [series[n] for n in names], labels=names, step="post")
+        # Each value holds for its hour: the steps end one hour after the last (a single hour is a bar, not a line).
+        edges = hours + [hours[-1] + 3600]
+        ax.stackplot(when(edges), [series[n] + series[n][-1:] for n in names], labels=names, step="post")
+        ax.set_xlim(when([edges[0], edges[-1]]))
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.legend(loc="upper left", fontsize="small")
-        fig.autofmt_xdate()
+        ax.set_xlabel("UTC")
     else:
         ax.text(0.5, 0.5, "no allocations", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("GPU-hours allocated per hour, by community")

@@ -26,7 +26,7 @@ COLUMNS = {
     "device": ("uuid", "host", "parent_uuid", "model", "mig_profile", "gpu_fraction", "first_seen", "last_seen"),
     "workload": ("workload_id", "kind", "host", "username", "uid", "community", "flavour", "requested_cpus",
                  "requested_mem_mib", "requested_gpus", "started", "first_seen", "last_seen", "cpu_seconds",
-                 "mem_peak_mib"),
+                 "mem_peak_mib", "ended", "wall_seconds", "source"),
     "allocation": ("workload_id", "device_uuid", "host", "started", "ended"),
     "gpu_sample": ("ts", "host", "device_uuid", "workload_id", "util_pct", "mem_used_mib", "power_w", "processes",
                    "interval_s"),
@@ -35,6 +35,8 @@ COLUMNS = {
 }
 # Timestamps travel as epoch seconds (float) and become timestamptz here.
 TIME_COLUMNS = {"ts", "first_seen", "last_seen", "started", "ended"}
+# Where a workload record comes from: a collector's sample (default) or HTCondor's history of finished jobs.
+SOURCES = ("collector", "history")
 # Load order: what the roll-up reads comes first.
 ORDER = ("device", "workload", "allocation", "gpu_sample", "process_sample", "workload_sample")
 
@@ -56,7 +58,8 @@ _UPSERT = {
         INSERT INTO workload ({cols})
         SELECT DISTINCT ON (workload_id) workload_id, kind, host, username, uid, community, flavour, requested_cpus,
                requested_mem_mib, requested_gpus, started, min(first_seen) OVER w, max(last_seen) OVER w,
-               max(cpu_seconds) OVER w, max(mem_peak_mib) OVER w
+               max(cpu_seconds) OVER w, max(mem_peak_mib) OVER w, max(ended) OVER w, max(wall_seconds) OVER w,
+               CASE WHEN bool_or(source = 'history') OVER w THEN 'history' ELSE 'collector' END
         FROM (SELECT {sel} FROM tmp_workload) x WINDOW w AS (PARTITION BY workload_id)
         ORDER BY workload_id, last_seen DESC
         ON CONFLICT (workload_id) DO UPDATE SET
@@ -70,7 +73,11 @@ _UPSERT = {
             first_seen = least(workload.first_seen, excluded.first_seen),
             last_seen = greatest(workload.last_seen, excluded.last_seen),
             cpu_seconds = greatest(workload.cpu_seconds, excluded.cpu_seconds),
-            mem_peak_mib = greatest(workload.mem_peak_mib, excluded.mem_peak_mib)""",
+            mem_peak_mib = greatest(workload.mem_peak_mib, excluded.mem_peak_mib),
+            ended = greatest(workload.ended, excluded.ended),
+            wall_seconds = greatest(workload.wall_seconds, excluded.wall_seconds),
+            -- once HTCondor's history has told of a job, its record says so
+            source = CASE WHEN excluded.source = 'history' THEN 'history' ELSE workload.source END""",
     "allocation": """
         INSERT INTO allocation ({cols})
         SELECT workload_id, device_uuid, min(host), min(started), max(ended)

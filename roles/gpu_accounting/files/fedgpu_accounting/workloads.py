@@ -102,7 +102,7 @@ def _warn_once(key, message, *args):
         LOG.warning(message, *args)
 
 
-def _number(value):
+def to_number(value):
     """A float from an int/float (not bool) or a numeric string; else None."""
     if isinstance(value, bool) or value is None:
         return None
@@ -113,7 +113,7 @@ def _number(value):
     return None
 
 
-def _ad_get(ad, name):
+def ad_get(ad, name):
     """ClassAd attribute names are case-insensitive."""
     if name in ad:
         return ad[name]
@@ -133,7 +133,7 @@ def _username(uid):
         return None
 
 
-def _uid_of(name):
+def uid_of(name):
     if not name:
         return None
     if str(name).isdigit():
@@ -144,7 +144,7 @@ def _uid_of(name):
         return None
 
 
-def _default_runner(argv):
+def run_command(argv):
     """Run a command: (exit status, stdout). A missing command or a timeout is a failure, not an exception."""
     env = dict(os.environ, LC_ALL="C", SYSTEMD_COLORS="0", SYSTEMD_PAGER="")
     try:
@@ -358,7 +358,7 @@ def parse_timestamp(value):
     if not value or value == "n/a":
         return None
     if value.startswith("@"):
-        return _number(value[1:])
+        return to_number(value[1:])
     match = re.search(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d+)?\s*(\S+)?", value)
     if not match:
         return None
@@ -383,7 +383,7 @@ def list_jupyter_units(runner=None, proc_root=PROC_ROOT):
     MemoryLimit), started (ActiveEnterTimestamp), main_pid. A unit that ``systemctl show`` cannot show is
     left out (it stopped in between). ``runner(argv) -> (rc, stdout)`` runs systemctl (tests inject it).
     """
-    runner = runner or _default_runner
+    runner = runner or run_command
     rc, out = runner(["systemctl", "list-units", "--type=service", "--state=active", "--plain", "--no-legend",
                       UNIT_PATTERN])
     if rc != 0:
@@ -423,7 +423,7 @@ def _unit_record(unit, props, proc_root):
         for key, value in _proc_environ(main_pid, proc_root).items():
             env.setdefault(key, value)
     user = (props.get("User") or "").strip()
-    uid = _uid_of(user)
+    uid = uid_of(user)
     if uid is None and main_pid:
         status = _proc_status(main_pid, proc_root)
         uid = status["uid"] if status else None
@@ -552,10 +552,10 @@ def list_condor_jobs(execute_dir=EXECUTE_DIR, proc_root=PROC_ROOT, cgroup_root=C
             if cgroup:
                 break
         if cgroup is None:
-            cgroup = _probe_cgroup(condor_cgroup_names(top, _ad_get(machine_ad, "Name")), cgroup_root)
+            cgroup = _probe_cgroup(condor_cgroup_names(top, ad_get(machine_ad, "Name")), cgroup_root)
         if uid is None:
-            uid = _uid_of(_ad_get(job_ad, "Owner"))
-        assigned = _ad_get(machine_ad, "AssignedGPUs")
+            uid = uid_of(ad_get(job_ad, "Owner"))
+        assigned = ad_get(machine_ad, "AssignedGPUs")
         if assigned is None:
             assigned = env.get("_CONDOR_AssignedGPUs")
         jobs.append({"dir": path, "starter_pid": starter, "job_ad": job_ad, "machine_ad": machine_ad,
@@ -586,7 +586,7 @@ def resolve_devices(names, devices, context=""):
     by_index = {}
     for pos, dev in enumerate(whole):
         index = dev.get("index")
-        by_index[int(index) if _number(index) is not None else pos] = dev["uuid"]
+        by_index[int(index) if to_number(index) is not None else pos] = dev["uuid"]
     out = []
     for name in names:
         resolved = None
@@ -637,35 +637,35 @@ def allocations(host, devices, runner=None, execute_dir=EXECUTE_DIR, now=None, p
             "started": _clamp(unit["started"], now), "cgroup": unit["cgroup"],
         })
     for job in list_condor_jobs(execute_dir, proc_root=proc_root, cgroup_root=cgroup_root):
-        out.append(_condor_workload(job, host, devices, now))
+        out.append(condor_workload(job, host, devices, now))
     return out
 
 
-def _condor_workload(job, host, devices, now):
+def condor_workload(job, host, devices, now):
     job_ad, machine_ad = job["job_ad"], job["machine_ad"]
-    global_id = _ad_get(job_ad, "GlobalJobId")
+    global_id = ad_get(job_ad, "GlobalJobId")
     if isinstance(global_id, str) and global_id:
         ident = global_id
     else:
-        ident = "%s#%s.%s#%s" % (host, _ad_get(job_ad, "ClusterId"), _ad_get(job_ad, "ProcId"), job["starter_pid"])
+        ident = "%s#%s.%s#%s" % (host, ad_get(job_ad, "ClusterId"), ad_get(job_ad, "ProcId"), job["starter_pid"])
     devs = resolve_devices(split_device_names(job["assigned_gpus"]), devices, "condor:" + ident)
-    cpus = _number(_ad_get(job_ad, "RequestCpus"))
-    cpus = cpus if cpus is not None else _number(_ad_get(machine_ad, "Cpus"))
-    mem = _number(_ad_get(job_ad, "RequestMemory"))
-    mem = mem if mem is not None else _number(_ad_get(machine_ad, "Memory"))
-    gpus = _number(_ad_get(job_ad, "RequestGPUs"))
+    cpus = to_number(ad_get(job_ad, "RequestCpus"))
+    cpus = cpus if cpus is not None else to_number(ad_get(machine_ad, "Cpus"))
+    mem = to_number(ad_get(job_ad, "RequestMemory"))
+    mem = mem if mem is not None else to_number(ad_get(machine_ad, "Memory"))
+    gpus = to_number(ad_get(job_ad, "RequestGPUs"))
     if gpus is None:
-        gpus = _number(_ad_get(machine_ad, "GPUs"))
+        gpus = to_number(ad_get(machine_ad, "GPUs"))
     if gpus is None:
         gpus = float(len(devs))
-    started = _number(_ad_get(job_ad, "JobStartDate"))
+    started = to_number(ad_get(job_ad, "JobStartDate"))
     if started is None:
-        started = _number(_ad_get(job_ad, "JobCurrentStartDate"))
-    group = _ad_get(job_ad, "AccountingGroup")
+        started = to_number(ad_get(job_ad, "JobCurrentStartDate"))
+    group = ad_get(job_ad, "AccountingGroup")
     community = community_of(group) if isinstance(group, str) else None
-    if community is None and isinstance(_ad_get(job_ad, "AcctGroup"), str):
-        community = community_of(_ad_get(job_ad, "AcctGroup"), with_user=False)
-    owner = _ad_get(job_ad, "Owner")
+    if community is None and isinstance(ad_get(job_ad, "AcctGroup"), str):
+        community = community_of(ad_get(job_ad, "AcctGroup"), with_user=False)
+    owner = ad_get(job_ad, "Owner")
     return {
         "workload_id": "condor:" + ident, "kind": "condor", "host": host,
         "username": owner if isinstance(owner, str) and owner else _username(job["uid"]), "uid": job["uid"],
@@ -712,7 +712,7 @@ def attribute(pid, workloads, host, proc_root=PROC_ROOT):
     env = _proc_environ(pid, proc_root)
     job_ad_path = env.get("_CONDOR_JOB_AD")
     if job_ad_path:
-        global_id = _ad_get(parse_classad(_read(job_ad_path) or ""), "GlobalJobId")
+        global_id = ad_get(parse_classad(_read(job_ad_path) or ""), "GlobalJobId")
         if isinstance(global_id, str) and global_id:
             result.update(workload_id="condor:" + global_id, kind="condor")
             return result
@@ -763,7 +763,7 @@ def cgroup_usage(cgroup, root=CGROUP_ROOT):
     mem_dir = mem_dir if os.path.isdir(mem_dir) else None
     if cpu_dir is None and mem_dir is None:
         return None
-    nsec = _number((_read(os.path.join(cpu_dir, "cpuacct.usage")) or "").strip()) if cpu_dir else None
+    nsec = to_number((_read(os.path.join(cpu_dir, "cpuacct.usage")) or "").strip()) if cpu_dir else None
     return {"cpu_seconds": nsec / 1e9 if nsec is not None else None,
             "mem_mib": _bytes_file(os.path.join(mem_dir, "memory.usage_in_bytes")) if mem_dir else None,
             "mem_peak_mib": _bytes_file(os.path.join(mem_dir, "memory.max_usage_in_bytes")) if mem_dir else None,
