@@ -18,8 +18,9 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 TOOLS = [tool for tool in ("promtool", "amtool") if not shutil.which(tool)]
-needs_tools = pytest.mark.skipif(bool(TOOLS), reason="%s not installed (Debian's prometheus and prometheus-alertmanager"
-                                                      "; tools/bootstrap-host.sh installs them)" % " and ".join(TOOLS))
+REASON = ("%s not installed (Debian's prometheus and prometheus-alertmanager; tools/bootstrap-host.sh installs them)"
+          % " and ".join(TOOLS))
+needs_tools = pytest.mark.skipif(bool(TOOLS), reason=REASON)
 WEBHOOK = "http://alerts.example.org:9095/hook?token=abc"
 
 
@@ -104,8 +105,8 @@ def test_without_database_or_collectors_only_the_target_rules(tmp_path):
     rc, text = tool("promtool", "check", "rules", str(out / "fedgpu.rules.yml"))
     assert rc == 0, text
     assert [g["name"] for g in load(out / "fedgpu.rules.yml")["groups"]] == ["fedgpu.targets"]
-    assert [j["job_name"] for j in load(out / "prometheus.yml")["scrape_configs"]] == ["prometheus", "alertmanager",
-                                                                                          "node"]
+    jobs = [j["job_name"] for j in load(out / "prometheus.yml")["scrape_configs"]]
+    assert jobs == ["prometheus", "alertmanager", "node"]
 
 
 @pytest.mark.parametrize("role,variables,named", [

@@ -289,13 +289,13 @@ class Collector:
         return jobs
 
     def _update_own(self):
-        history = {}
+        figures = {}
         if self.cfg["condor_history"]:
-            history = {"history_jobs_total": self.counters["history_jobs"],
+            figures = {"history_jobs_total": self.counters["history_jobs"],
                        "history_errors_total": self.counters["history_errors"],
                        "history_watermark_timestamp_seconds": self.watermark or 0}
-        self.metrics.set_own(**history,
-            up=1, backend=self.backend, devices=self.devices_read, started_timestamp_seconds=self.started,
+        self.metrics.set_own(
+            **figures, up=1, backend=self.backend, devices=self.devices_read, started_timestamp_seconds=self.started,
             samples_total=self.counters["samples"], last_sample_timestamp_seconds=self.last_sample,
             read_errors_total=self.counters["read_errors"], shipped_records_total=self.counters["shipped"],
             ship_errors_total=self.counters["ship_errors"], last_ship_timestamp_seconds=self.last_ship,
