@@ -549,6 +549,23 @@ def journey_monitoring(p, state):
                  and all(v in r.get("text", "") for v in labels.values())]
         return (hooks, mails) if hooks and mails else None
 
+    def firing_since(alertname, **labels):
+        for alert in prom("alerts")["alerts"]:
+            if alert["state"] == "firing" and alert["labels"].get("alertname") == alertname and all(
+                    alert["labels"].get(k) == v for k, v in labels.items()):
+                return calendar.timegm(time.strptime(alert["activeAt"][:19], "%Y-%m-%dT%H:%M:%S"))
+        return None
+
+    def notified(alertname, timeout, **labels):
+        """Prometheus fires the alert; the webhook and the mail server got it, since it became active (an alert
+        that goes on firing across a second run of the journeys, as the same slice idle or the same node
+        promoted again within 15 minutes, was notified once, when it began)."""
+        active = wait_for("%s%s firing in Prometheus" % (alertname, labels), lambda: firing_since(alertname, **labels),
+                          timeout, delay=5)
+        got = wait_for("%s%s at the receiver" % (alertname, labels), lambda: received(alertname, active - 1, **labels),
+                       90, delay=5)
+        return active, got
+
     # A target gone: the CPU worker's collector stops (while the idle alert, below, ripens).
     cpu = [n for n in p.groups["workers"] if n not in p.groups["gpu_workers"]][0]
     stopped_at = time.time()
@@ -573,30 +590,18 @@ def journey_monitoring(p, state):
         check((metric.get("user"), metric.get("community"), metric.get("mig_profile"), metric.get("kind"))
               == ("alice", "cms", "1g.10gb", "jupyter"), "labels: %s" % metric)
         yield "her slice, held and idle, is alerted to the site's webhook and by e-mail, with her name"
-        hooks, mails = wait_for("FedgpuGpuAllocatedIdle for alice", lambda: received(
-            "FedgpuGpuAllocatedIdle", state["notebook_at"], device=state["alice_device"], user="alice"), 240, delay=5)
+        dummy, (hooks, mails) = notified("FedgpuGpuAllocatedIdle", 240, device=state["alice_device"], user="alice")
         yield "   %s (webhook), \"%s\" (e-mail to %s)" % (
             hooks[0]["annotations"]["summary"], mails[0]["subject"], ", ".join(mails[0]["to"]))
         yield "the stopped collector on %s is alerted as a target down" % cpu
-        wait_for("FedgpuTargetDown for %s" % cpu,
-                 lambda: received("FedgpuTargetDown", stopped_at, job="fedgpu_collector", instance=cpu), 240, delay=5)
+        active, dummy = notified("FedgpuTargetDown", 240, job="fedgpu_collector", instance=cpu)
+        check(active >= stopped_at - 1, "FedgpuTargetDown for %s was active before its collector stopped" % cpu)
     finally:
         sh(cpu, "systemctl start fedgpu-collector", check_rc=False)
     primary = state["primary_after_failovers"]
     yield "the database journey's failovers are alerted: FedgpuPrimaryChanged for %s, primary since" % primary
-
-    def firing_since():
-        """When Prometheus's FedgpuPrimaryChanged for the primary became active (it lasts 15 minutes: a second
-        promotion of the same node within them continues the same alert, notified once)."""
-        for alert in prom("alerts")["alerts"]:
-            if (alert["labels"].get("alertname"), alert["labels"].get("instance"), alert["state"]) == (
-                    "FedgpuPrimaryChanged", primary, "firing"):
-                return calendar.timegm(time.strptime(alert["activeAt"][:19], "%Y-%m-%dT%H:%M:%S"))
-        return None
-    active = wait_for("FedgpuPrimaryChanged firing in Prometheus", firing_since, 120, delay=5)
+    active, got = notified("FedgpuPrimaryChanged", 120, instance=primary)
     check(active >= state["database_at"] - 900, "the alert is older than the database journey's failovers")
-    got = wait_for("FedgpuPrimaryChanged for %s" % primary,
-                   lambda: received("FedgpuPrimaryChanged", active - 1, instance=primary), 120, delay=5)
     yield "   %s" % got[0][-1]["annotations"]["summary"]
 
 
