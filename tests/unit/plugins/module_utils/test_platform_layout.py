@@ -93,5 +93,5 @@ def test_the_openstack_inventory_table_covers_the_node_groups_and_names_only_pla
     # Every group a playbook applies to is reachable from some node group, but the local platform's and the
     # Kubernetes overlay's (playbooks/kubernetes*.yml: an inventory opts in by making k8s_control_plane and
     # k8s_workers, e.g. with the plugin's `groups` option; site.yml does not run it).
-    assert playbook_groups() - targets - {'local_nodes', 'oidc_test_provider', 'local_services',
+    assert playbook_groups() - targets - {'local_nodes', 'oidc_test_provider', 'local_services', 'alert_test_receiver',
                                           'k8s_control_plane', 'k8s_workers'} == set()
