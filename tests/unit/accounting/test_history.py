@@ -145,7 +145,7 @@ def test_collector_counts_history_errors_and_keeps_its_watermark(tmp_path):
 def test_collector_without_history_never_calls_it(tmp_path):
     runner = History()
     col = make(tmp_path, runner, Clock(1796652000.0), condor_history=False)
-    assert col.read_history(force=True) == 0 and runner.calls == []
+    assert col.read_history() == 0 and runner.calls == []
     assert "history_jobs_total" not in col.metrics.get()
 
 

@@ -250,7 +250,7 @@ class Collector:
             os.fsync(f.fileno())
         os.replace(tmp, self.watermark_path)
 
-    def read_history(self, force=False):
+    def read_history(self):
         """Spool the jobs the access point's history has finished since the watermark; returns how many.
 
         Every condor_history_interval seconds. The watermark (the latest completion spooled) is kept
@@ -260,7 +260,7 @@ class Collector:
         if not self.cfg["condor_history"]:
             return 0
         now = self.clock()
-        if not force and self.last_history is not None and now - self.last_history < float(
+        if self.last_history is not None and now - self.last_history < float(
                 self.cfg["condor_history_interval"]):
             return 0
         self.last_history = now
