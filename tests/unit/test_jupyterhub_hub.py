@@ -4,6 +4,7 @@ The module is imported from its file: JupyterHub is not installed here, and
 the logic must not need it.
 """
 import importlib.util
+import json
 import os
 
 import pytest
@@ -428,3 +429,67 @@ def test_spawner_ends_a_start_whose_unit_failed(monkeypatch):
     monkeypatch.setattr(hub, "_unit_failure", coming_up)
     polls.clear()
     assert asyncio.run(spawner.start()) is None and len(polls) == 120
+
+
+class TestRegisteredServices:
+    TOKEN = "t" * 40
+
+    def write(self, directory, name, spec):
+        path = directory / name
+        path.write_text(spec if isinstance(spec, str) else json.dumps(spec))
+        return path
+
+    def test_missing_directory_is_no_service(self, tmp_path):
+        assert hub.registered_services(str(tmp_path / "none")) == ([], [], [], [])
+
+    def test_a_page_every_user_may_open(self, tmp_path):
+        self.write(tmp_path, "usage.json", {
+            "_comment": "Ansible managed", "name": "usage", "url": "http://127.0.0.1:9480", "api_token": self.TOKEN,
+            "display": True, "oauth_no_confirm": True, "user_access": True, "info": {"description": "x"},
+            "scopes": ["list:users", "delete:servers"], "notices": "/var/lib/fedgpu-usage-page/notices"})
+        self.write(tmp_path, "README", "not a service")
+        self.write(tmp_path, "api-only.json", {"name": "api-only", "api_token": self.TOKEN, "user_access": True})
+        services, roles, user_scopes, notices = hub.registered_services(str(tmp_path))
+        assert services == [
+            {"name": "api-only", "api_token": self.TOKEN},
+            {"name": "usage", "api_token": self.TOKEN, "url": "http://127.0.0.1:9480", "display": True,
+             "info": {"description": "x"}, "oauth_no_confirm": True}]
+        assert roles == [{"name": "usage-service", "scopes": ["list:users", "delete:servers"], "services": ["usage"]}]
+        # a service without a URL cannot be opened: no user scope for it
+        assert user_scopes == ["access:services!service=usage"]
+        assert notices == ["/var/lib/fedgpu-usage-page/notices"]
+
+    @pytest.mark.parametrize("spec, words", [
+        ("{not json", "not JSON"),
+        ({"name": "usage", "api_token": "short"}, "32+ characters"),
+        ({"api_token": "t" * 40}, "needs a name"),
+        ({"name": "usage", "api_token": "t" * 40, "command": ["rm"]}, "unknown keys: command"),
+        (["usage"], "needs a name"),
+    ])
+    def test_a_bad_file_is_an_error_naming_it(self, tmp_path, spec, words):
+        path = self.write(tmp_path, "usage.json", spec)
+        with pytest.raises(ValueError) as err:
+            hub.registered_services(str(tmp_path))
+        assert str(path) in str(err.value) and words in str(err.value)
+
+
+class TestNotices:
+    def test_newest_notice_escaped_until_the_server_runs_again(self, tmp_path):
+        a, b = tmp_path / "a", tmp_path / "b"
+        a.mkdir()
+        b.mkdir()
+        (a / "alice.json").write_text(json.dumps({"at": 1000, "message": "older"}))
+        (b / "alice.json").write_text(json.dumps({"at": 2000, "message": "stopped <b>now</b> & then"}))
+        dirs = [str(a), str(b), str(tmp_path / "missing")]
+        assert hub.notice_for("alice", dirs, now=2100) == "stopped &lt;b&gt;now&lt;/b&gt; &amp; then"
+        assert hub.notice_for("alice", dirs, running=True, now=2100) == ""
+        assert hub.notice_for("alice", dirs, now=2000 + 8 * 86400) == ""  # a week old: gone
+        assert hub.notice_for("bob", dirs, now=2100) == ""
+        assert hub.notice_for(None, dirs) == ""
+        assert hub.notice_for("../a/alice", [str(b)], now=2100) == "stopped &lt;b&gt;now&lt;/b&gt; &amp; then"
+
+    def test_a_broken_notice_is_none(self, tmp_path):
+        (tmp_path / "alice.json").write_text("{")
+        (tmp_path / "bob.json").write_text(json.dumps(["x"]))
+        assert hub.notice_for("alice", [str(tmp_path)], now=1) == ""
+        assert hub.notice_for("bob", [str(tmp_path)], now=1) == ""

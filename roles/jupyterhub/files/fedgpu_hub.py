@@ -12,6 +12,7 @@ import copy
 import html
 import json
 import os
+import time
 
 GPU_KINDS = ("none", "full", "mig")
 
@@ -283,6 +284,78 @@ def mounts_needed(path, mount_points):
 def load_settings(path):
     with open(path) as handle:
         return json.load(handle)
+
+
+# ------------------------------------------------------ registered services
+
+SERVICE_KEYS = {"name", "url", "api_token", "scopes", "display", "info", "oauth_no_confirm", "user_access", "notices",
+                "_comment"}
+
+
+def registered_services(directory):
+    """The hub services other roles registered: one JSON file per service in ``directory``.
+
+    Each file is {"name", "api_token" (32+ characters), "url" (optional: the
+    proxy sends /services/<name>/ there), "scopes" (the service's own API
+    scopes), "display" (a link in the hub's Services menu), "info",
+    "oauth_no_confirm", "user_access" (every user may open it: the default
+    user role gets access:services!service=<name>), "notices" (a directory
+    where the service leaves messages for users: notice_for())}. Returns
+    (services for c.JupyterHub.services, roles for c.JupyterHub.load_roles,
+    extra scopes of the default user role, notice directories). A missing
+    directory is no service; a bad file is an error naming it (the hub must
+    not start with half a configuration).
+    """
+    services, roles, user_scopes, notices = [], [], [], []
+    if not os.path.isdir(directory):
+        return services, roles, user_scopes, notices
+    for entry in sorted(os.listdir(directory)):
+        if not entry.endswith(".json"):
+            continue
+        path = os.path.join(directory, entry)
+        with open(path) as handle:
+            try:
+                spec = json.load(handle)
+            except ValueError as exc:
+                raise ValueError("%s: not JSON: %s" % (path, exc)) from exc
+        unknown = set(spec) - SERVICE_KEYS if isinstance(spec, dict) else set()
+        if not isinstance(spec, dict) or unknown or not spec.get("name") or len(spec.get("api_token") or "") < 32:
+            raise ValueError("%s: a service needs a name and an api_token of 32+ characters%s"
+                             % (path, "; unknown keys: " + ", ".join(sorted(unknown)) if unknown else ""))
+        service = {"name": spec["name"], "api_token": spec["api_token"]}
+        for key in ("url", "display", "info", "oauth_no_confirm"):
+            if key in spec:
+                service[key] = spec[key]
+        services.append(service)
+        if spec.get("scopes"):
+            roles.append({"name": spec["name"] + "-service", "scopes": list(spec["scopes"]), "services": [spec["name"]]})
+        if spec.get("user_access") and spec.get("url"):
+            user_scopes.append("access:services!service=" + spec["name"])
+        if spec.get("notices"):
+            notices.append(spec["notices"])
+    return services, roles, user_scopes, notices
+
+
+def notice_for(username, directories, running=False, now=None, max_age=7 * 86400):
+    """The newest message a service left for ``username`` (``<directory>/<username>.json``: {"message", "at"}), escaped.
+
+    "" when there is none, while the user's server runs again, or when it is
+    older than ``max_age`` seconds. The files hold plain text: the HTML is made here.
+    """
+    if not username or running:
+        return ""
+    now = time.time() if now is None else now
+    newest = None
+    for directory in directories:
+        try:
+            with open(os.path.join(directory, os.path.basename(username) + ".json")) as handle:
+                notice = json.load(handle)
+            at = float(notice.get("at") or 0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        if now - at <= max_age and (newest is None or at > newest[0]):
+            newest = (at, str(notice.get("message") or ""))
+    return html.escape(newest[1]) if newest else ""
 
 
 # ------------------------------------------------------ JupyterHub glue

@@ -33,6 +33,12 @@ its reason, and is never counted as passed.
              journey's two failovers no sample was lost or counted twice and
              the spools are empty; fedgpu-report (the read-only reporting
              role, from a standby) shows her idle allocation as idle
+  monitoring Prometheus scrapes every exporter and collector; alice's idle slice,
+             a stopped collector and the database's new primary are alerted
+             by webhook and e-mail (the test receiver on fg-idp)
+  usage      the hub's usage page: nothing without a login; alice sees her own
+             sessions and jobs (the report's figures), bob none of hers; the
+             idle check stops alice's idle server and the hub tells her why
 
 Traffic stays on the project's Docker network (fedgpu-local) and loopback.
 """
@@ -605,6 +611,74 @@ def journey_monitoring(p, state):
     yield "   %s" % got[0][-1]["annotations"]["summary"]
 
 
+def journey_usage(p, state):
+    hub = p.first("jupyterhub")
+    prefix = "/services/usage/"
+    yield "without a login the usage page sends the browser to the hub's login, and shows nothing"
+    out = sh(hub, "curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' https://%s%s" % (hub, prefix)).stdout.split()
+    check(out[0] == "302" and "/hub/" in out[1], "anonymous request: %s" % out)
+
+    data = p.groups["db_data"]
+    report_dsn = ("host=%s port=%s dbname=accounting user=accounting_reporting sslmode=verify-full "
+                  "sslrootcert=/etc/fedgpu/accounting/ca.crt target_session_attrs=prefer-standby connect_timeout=2 "
+                  "passfile=/root/.fedgpu-report-pgpass" % (",".join(data), ",".join(["5432"] * len(data))))
+    subprocess.run(["docker", "exec", "-i", hub, "sh", "-c", "umask 077; cat > /root/.fedgpu-report-pgpass"],
+                   input="*:*:accounting:accounting_reporting:%s\n" % p.secret("accounting-reporting"),
+                   universal_newlines=True, check=True)
+
+    def workloads_of(user):
+        out = sh(hub, "fedgpu-report --dsn %s --by workload --user %s --format json --from %s" % (
+            shlex.quote(report_dsn), user, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30 * 86400)))).stdout
+        return {r["workload"] for r in json.loads(out)["rows"]}
+
+    yield "alice opens it from the hub: her own sessions and jobs, the report's figures"
+    result = browse(p, "alice", "--only-visit", "--visit", "/hub/home", "--visit", prefix,
+                    "--visit", prefix + "?days=30&format=json")
+    check(result["login"] == "ok" and len(result["visits"]) == 3, "alice's visits: %s" % result)
+    home, page, raw = result["visits"]
+    check(any(link.rstrip("/").endswith(prefix.rstrip("/")) for link in home["links"]),
+          "the hub's home page links no usage page: %s" % home["links"])
+    check(page["url"].split("?")[0].endswith(prefix) and "GPU usage of alice" in page["text"], "her page: %s" % page["text"][:400])
+    figures = json.loads(raw["text"])
+    mine = workloads_of("alice")
+    shown = {w["workload_id"] for w in figures["workloads"]}
+    check(figures["user"] == "alice" and shown and shown == mine,
+          "her page shows %s; the report of her workloads: %s" % (sorted(shown), sorted(mine)))
+    check(figures["total"]["sessions"] >= 1 and figures["total"]["jobs"] >= 1 and figures["total"]["allocated_gpu_hours"] > 0,
+          "her totals: %s" % figures["total"])
+    check(any(f["flavour"] == "mig-1g" for f in figures["by_flavour"]), "her flavours: %s" % figures["by_flavour"])
+    check(all(w in page["text"] for w in shown), "a workload of hers is missing from the HTML page")
+    yield "   %d sessions, %d jobs, %.4f GPU-hours allocated, idle fraction %.2f" % (
+        figures["total"]["sessions"], figures["total"]["jobs"], figures["total"]["allocated_gpu_hours"],
+        figures["total"]["idle_fraction"] or 0)
+    yield "bob's page shows only his usage: none of alice's sessions and jobs"
+    result = browse(p, "bob", "--only-visit", "--visit", prefix + "?days=30&format=json")
+    check(result["login"] == "ok" and result["visits"], "bob's visit: %s" % result)
+    bobs = {w["workload_id"] for w in json.loads(result["visits"][0]["text"])["workloads"]}
+    check(json.loads(result["visits"][0]["text"])["user"] == "bob" and not bobs & mine and bobs == workloads_of("bob"),
+          "bob's page shows %s (alice's: %s)" % (sorted(bobs), sorted(mine)))
+
+    yield "alice's server, idle on its MIG slice, is stopped by the idle check, and she is told so on the hub"
+    running = sh(hub, "systemctl is-active jupyter-alice-singleuser", check_rc=False).stdout.strip()
+    check(running == "active", "alice's server is not running (%s): the notebook journey starts it" % running)
+
+    def idle_for():
+        text = sh(hub, "curl -sf http://127.0.0.1:9477/metrics").stdout
+        found = [float(m.group(1)) for m in re.finditer(
+            r'^fedgpu_gpu_allocated_idle_seconds\{[^}]*kind="jupyter"[^}]*user="alice"[^}]*\} (\S+)$', text, re.M)]
+        return found and max(found) >= 30 and max(found)
+    idle = wait_for("alice's slice idle for 30 s", idle_for, 120)
+    stopped = json.loads(sh(hub, "fedgpu-stop-idle-servers 30").stdout.strip().splitlines()[-1])
+    check("alice" in stopped, "fedgpu-stop-idle-servers 30 stopped %s (alice's slice idle for %.0f s)" % (stopped, idle))
+    wait_for("alice's server stopped", lambda: sh(hub, "systemctl is-active jupyter-alice-singleuser",
+                                                 check_rc=False).stdout.strip() != "active", 60)
+    result = browse(p, "alice", "--only-visit", "--visit", "/hub/home")
+    text = result["visits"][0]["text"] if result.get("visits") else ""
+    check("Your notebook server was stopped" in text and "MIG 1g.10gb slice" in text,
+          "the hub's home page tells alice nothing: %s" % text[:500])
+    yield "   " + re.search(r"Your notebook server was stopped[^\n]*", text).group(0)
+
+
 JOURNEYS = [
     ("notebook", journey_notebook),
     ("batch", journey_batch),
@@ -614,6 +688,7 @@ JOURNEYS = [
     ("database", journey_database),
     ("accounting", journey_accounting),
     ("monitoring", journey_monitoring),
+    ("usage", journey_usage),
 ]
 
 

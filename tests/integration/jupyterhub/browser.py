@@ -120,6 +120,16 @@ def run(args, browser, result):
         browser.shot("hub-refused")
         return
     result["login"] = "ok"
+    # Pages of the hub (services among them) as this user: their address, text and links.
+    for n, path in enumerate(args.visit):
+        d.get(args.hub.rstrip("/") + path)
+        browser.wait(lambda drv: drv.execute_script("return document.readyState") == "complete")
+        browser.shot("visit-%d" % n)
+        links = [a.get_attribute("href") for a in d.find_elements(By.TAG_NAME, "a")]
+        result["visits"].append({"path": path, "url": d.current_url, "title": d.title, "text": browser.body_text(),
+                                 "links": [link for link in links if link]})
+    if args.visit and args.only_visit:
+        return
     # Where the hub lands a logged-in user: /hub/spawn or /hub/home.
     d.get(args.hub.rstrip("/") + "/hub/spawn")
     path = urlparse(d.current_url).path
@@ -277,12 +287,15 @@ def main():
     parser.add_argument("--spawn-timeout", type=float, default=120)
     parser.add_argument("--run", action="append", default=[],
                         help="command to run in a JupyterLab terminal of the started server (repeatable)")
+    parser.add_argument("--visit", action="append", default=[],
+                        help="after login, open this path of the hub (e.g. /services/usage/); repeatable")
+    parser.add_argument("--only-visit", action="store_true", help="stop after the --visit pages")
     parser.add_argument("--host-rules", help="Chromium --host-resolver-rules, e.g. 'MAP fg-gpu1 172.28.71.31'")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     args = parser.parse_args()
     result = {"login": None, "user": None, "environments": [], "flavours": [], "spawned": False,
-              "spawn_error": None, "lab_url": None, "home_listing": [], "runs": []}
+              "spawn_error": None, "lab_url": None, "home_listing": [], "runs": [], "visits": []}
     try:
         browser = Browser(args)
     except WebDriverException as exc:

@@ -6,5 +6,6 @@ Modules (stdlib only; psycopg2, pynvml and matplotlib are used when present):
 devices (GPUs and MIG devices, from NVML or nvidia-smi), workloads (who holds
 and uses them: JupyterHub servers, HTCondor jobs, cgroup figures), spool (the
 durable local queue), ship (COPY into the accounting database), collector (the
-service), report (the reports).
+service), report (the reports), usage_page (the researchers' own usage, a
+JupyterHub service: needs JupyterHub's service library and tornado).
 """

@@ -57,7 +57,8 @@ sessions / jobs
 Grouping (``--by``): user (the workload's username), community, device (its
 UUID; MIG devices have their own), flavour (the workload's flavour; where it
 has none, the device's MIG profile, else its model), kind (jupyter, condor,
-other). Rows held by nobody belong to no user, community or kind.
+other), workload (each JupyterHub session or HTCondor job). Rows held by
+nobody belong to no user, community, kind or workload.
 
 Rightsizing (``--rightsizing``), per workload that asked for at most one GPU
 (requested_gpus <= 1, or not recorded) and has samples in the period:
@@ -118,7 +119,7 @@ import os
 import sys
 import time
 
-BY = ("user", "community", "device", "flavour", "kind")
+BY = ("user", "community", "device", "flavour", "kind", "workload")
 FORMATS = ("table", "csv", "json")
 CHUNK = 20000
 
@@ -278,6 +279,8 @@ def _key(row, by):
         return row.get("community")
     if by == "kind":
         return row.get("kind")
+    if by == "workload":
+        return row.get("workload_id")
     raise ValueError("cannot group by %r (one of %s)" % (by, ", ".join(BY)))
 
 
