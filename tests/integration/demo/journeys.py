@@ -664,8 +664,8 @@ def journey_usage(p, state):
 
     def idle_for():
         text = sh(hub, "curl -sf http://127.0.0.1:9477/metrics").stdout
-        found = [float(m.group(1)) for m in re.finditer(
-            r'^fedgpu_gpu_allocated_idle_seconds\{[^}]*kind="jupyter"[^}]*user="alice"[^}]*\} (\S+)$', text, re.M)]
+        found = [float(m.group(2)) for m in re.finditer(r'^fedgpu_gpu_allocated_idle_seconds\{([^}]*)\} (\S+)$', text, re.M)
+                 if 'kind="jupyter"' in m.group(1) and 'user="alice"' in m.group(1)]
         return found and max(found) >= 30 and max(found)
     idle = wait_for("alice's slice idle for 30 s", idle_for, 120)
     stopped = json.loads(sh(hub, "fedgpu-stop-idle-servers 30").stdout.strip().splitlines()[-1])

@@ -84,7 +84,7 @@ def load(conn, user, days, now=None):
 # ----------------------------------------------------------------------------------------------- HTML
 
 
-def _fmt(value, digits=2):
+def _fmt(value, digits=3):
     if value is None:
         return "-"
     if isinstance(value, float):
