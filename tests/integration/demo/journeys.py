@@ -153,6 +153,18 @@ def run_output(result, index):
     return run["output"]
 
 
+def reporting_dsn(platform, node):
+    """fedgpu-report's connection string on ``node`` (a node with the collector's CA): the reporting role, a
+    standby preferred, its password in root's passfile there (written now)."""
+    data = platform.groups["db_data"]
+    subprocess.run(["docker", "exec", "-i", node, "sh", "-c", "umask 077; cat > /root/.fedgpu-report-pgpass"],
+                   input="*:*:accounting:accounting_reporting:%s\n" % platform.secret("accounting-reporting"),
+                   universal_newlines=True, check=True)
+    return ("host=%s port=%s dbname=accounting user=accounting_reporting sslmode=verify-full "
+            "sslrootcert=/etc/fedgpu/accounting/ca.crt target_session_attrs=prefer-standby connect_timeout=2 "
+            "passfile=/root/.fedgpu-report-pgpass" % (",".join(data), ",".join(["5432"] * len(data))))
+
+
 # ------------------------------------------------------------------ journeys
 
 def journey_notebook(p, state):
@@ -492,12 +504,7 @@ def journey_accounting(p, state):
             yield "%s: %d samples taken, %d in the database (%d failed shipments retried)" % (
                 node, m["samples_total"], n, m["ship_errors_total"])
     yield "fedgpu-report (reporting role, a standby preferred) shows alice's allocation, mostly idle"
-    report_dsn = ("host=%s port=%s dbname=accounting user=accounting_reporting sslmode=verify-full "
-                  "sslrootcert=/etc/fedgpu/accounting/ca.crt target_session_attrs=prefer-standby connect_timeout=2 "
-                  "passfile=/root/.fedgpu-report-pgpass" % (",".join(data), ",".join(["5432"] * len(data))))
-    subprocess.run(["docker", "exec", "-i", gpu, "sh", "-c", "umask 077; cat > /root/.fedgpu-report-pgpass"],
-                   input="*:*:accounting:accounting_reporting:%s\n" % p.secret("accounting-reporting"),
-                   universal_newlines=True, check=True)
+    report_dsn = reporting_dsn(p, gpu)
     out = sh(gpu, "fedgpu-report --dsn %s --by user --format json --from %s" % (
         shlex.quote(report_dsn), time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400)))).stdout
     rows = {r["user"]: r for r in json.loads(out)["rows"]}
@@ -618,13 +625,7 @@ def journey_usage(p, state):
     out = sh(hub, "curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' https://%s%s" % (hub, prefix)).stdout.split()
     check(out[0] == "302" and "/hub/" in out[1], "anonymous request: %s" % out)
 
-    data = p.groups["db_data"]
-    report_dsn = ("host=%s port=%s dbname=accounting user=accounting_reporting sslmode=verify-full "
-                  "sslrootcert=/etc/fedgpu/accounting/ca.crt target_session_attrs=prefer-standby connect_timeout=2 "
-                  "passfile=/root/.fedgpu-report-pgpass" % (",".join(data), ",".join(["5432"] * len(data))))
-    subprocess.run(["docker", "exec", "-i", hub, "sh", "-c", "umask 077; cat > /root/.fedgpu-report-pgpass"],
-                   input="*:*:accounting:accounting_reporting:%s\n" % p.secret("accounting-reporting"),
-                   universal_newlines=True, check=True)
+    report_dsn = reporting_dsn(p, hub)
 
     def workloads_of(user):
         out = sh(hub, "fedgpu-report --dsn %s --by workload --user %s --format json --from %s" % (
@@ -670,8 +671,10 @@ def journey_usage(p, state):
     idle = wait_for("alice's slice idle for 30 s", idle_for, 120)
     stopped = json.loads(sh(hub, "fedgpu-stop-idle-servers 30").stdout.strip().splitlines()[-1])
     check("alice" in stopped, "fedgpu-stop-idle-servers 30 stopped %s (alice's slice idle for %.0f s)" % (stopped, idle))
-    wait_for("alice's server stopped", lambda: sh(hub, "systemctl is-active jupyter-alice-singleuser",
-                                                 check_rc=False).stdout.strip() != "active", 60)
+
+    def alice_stopped():
+        return sh(hub, "systemctl is-active jupyter-alice-singleuser", check_rc=False).stdout.strip() != "active"
+    wait_for("alice's server stopped", alice_stopped, 60)
     result = browse(p, "alice", "--only-visit", "--visit", "/hub/home")
     text = result["visits"][0]["text"] if result.get("visits") else ""
     check("Your notebook server was stopped" in text and "MIG 1g.10gb slice" in text,

@@ -9,11 +9,9 @@ The tornado/JupyterHub glue (make_app, main's server) runs in the demo's usage j
 import json
 import os
 
-import psycopg2
-import pytest
-
-from fedgpu_accounting import report, ship, usage_page
-from test_report import EXPECTED_BY_USER, H0, H1, HOURLY, WA, WB, WC, check_figures, records
+from fedgpu_accounting import report, usage_page
+# shipped: the fixture shipped into the throwaway database, read as the reporting role
+from test_report import EXPECTED_BY_USER, H0, H1, HOURLY, WA, WB, WC, check_figures, shipped  # noqa: F401  pylint: disable=unused-import
 
 
 def alice_data():
@@ -101,6 +99,8 @@ def test_idle_stopper_stops_and_leaves_a_notice(tmp_path):
                                  "your files are kept.")
     whole = usage_page.notice("dave", {"seconds": 7200, "mig_profile": ""}, now=H0)
     assert "its GPU had been allocated and idle for 120 minutes" in whole["message"]
+    assert [usage_page.duration(s) for s in (30, 119, 120, 10799, 10800, 12600)] == [
+        "30 seconds", "119 seconds", "2 minutes", "179 minutes", "3.0 hours", "3.5 hours"]
 
 
 def test_stop_idle_now_needs_a_threshold(capsys):
@@ -108,15 +108,8 @@ def test_stop_idle_now_needs_a_threshold(capsys):
     assert "--stop-idle-after" in capsys.readouterr().err
 
 
-@pytest.fixture
-def reporting(pg, pg_server):
-    ship.ship(pg, records())
-    conn = psycopg2.connect(pg_server.dsn(user="accounting_reporting"))
-    yield conn
-    conn.close()
-
-
-def test_one_users_page_through_the_database(reporting):
+def test_one_users_page_through_the_database(shipped):
+    reporting = shipped
     figures = usage_page.load(reporting, "alice", 30, now=H1 + 3600)
     assert [w["workload_id"] for w in figures["workloads"]] == [WA]
     check_figures(figures["total"], {"allocated_gpu_hours": 9 / 14, "sessions": 1, "jobs": 0})

@@ -50,9 +50,9 @@ nav a{margin-right:1em}"""
 
 def page_data(data):
     """The page's figures from report.fetch()'s result for one user (a JSON-able dict)."""
-    _, total = report.summarise(data["hourly"], "user")
-    by_flavour, _ = report.summarise(data["hourly"], "flavour")
-    by_workload, _ = report.summarise(data["hourly"], "workload")
+    total = report.summarise(data["hourly"], "user")[1]
+    by_flavour = report.summarise(data["hourly"], "flavour")[0]
+    by_workload = report.summarise(data["hourly"], "workload")[0]
     first = {}
     for row in data["hourly"]:
         wid = row.get("workload_id")
@@ -94,12 +94,16 @@ def _fmt(value, digits=3):
 
 def _table(columns, rows):
     """An HTML table: columns = [(key, heading, numeric)]; every cell escaped."""
-    out = ["<table><tr>" + "".join("<th>%s</th>" % html.escape(h) for _, h, _ in columns) + "</tr>"]
+    out = ["<table><tr>" + "".join("<th>%s</th>" % html.escape(column[1]) for column in columns) + "</tr>"]
     for row in rows:
         out.append("<tr>" + "".join('<td%s>%s</td>' % (' class="n"' if num else "", html.escape(_fmt(row.get(k))))
-                                    for k, _, num in columns) + "</tr>")
+                                    for k, _heading, num in columns) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def _period(days):
+    return "last day" if days == 1 else "last %d days" % days
 
 
 def render_html(figures, days, prefix="/"):
@@ -109,11 +113,10 @@ def render_html(figures, days, prefix="/"):
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>GPU usage of %s</title><style>%s</style></head><body>" % (esc(figures["user"]), _CSS),
              "<h1>GPU usage of %s</h1>" % esc(figures["user"]),
-             '<nav>' + "".join('<a href="%s?days=%d">%s</a>' % (esc(prefix), d, "last day" if d == 1 else "last %d days" % d)
-                               for d in PERIODS)
-             + '<a href="%s">back to the hub</a></nav>' % esc(re.sub(r"services/[^/]+/?$", "hub/home", prefix))]
-    parts.append("<p>From %s to %s (UTC, %s).</p>" % (esc(figures["from"]), esc(figures["to"]),
-                                                       "last day" if days == 1 else "last %d days" % days))
+             "<nav>%s<a href=\"%s\">back to the hub</a></nav>" % (
+                 "".join('<a href="%s?days=%d">%s</a>' % (esc(prefix), d, _period(d)) for d in PERIODS),
+                 esc(re.sub(r"services/[^/]+/?$", "hub/home", prefix)))]
+    parts.append("<p>From %s to %s (UTC, %s).</p>" % (esc(figures["from"]), esc(figures["to"]), _period(days)))
     if not figures["workloads"]:
         parts.append("<p>No GPU or MIG device was held by your notebooks or jobs in this period.</p>")
     parts.append("<h2>Total</h2>")
@@ -183,13 +186,22 @@ def idle_servers(metrics_text, threshold):
     return out
 
 
+def duration(seconds):
+    """'45 seconds', '75 minutes', '3.5 hours'."""
+    if seconds < 120:
+        return "%d seconds" % seconds
+    if seconds < 3 * 3600:
+        return "%d minutes" % (seconds // 60)
+    return "%.1f hours" % (seconds / 3600.0)
+
+
 def notice(user, idle, now=None):
     """The notice left for ``user`` whose server was stopped: {"user", "at", "message", ...idle}."""
     now = time.time() if now is None else now
     what = "MIG %s slice" % idle["mig_profile"] if idle.get("mig_profile") else "GPU"
-    message = ("Your notebook server was stopped at %s UTC: its %s had been allocated and idle for %d minutes. "
+    message = ("Your notebook server was stopped at %s UTC: its %s had been allocated and idle for %s. "
                "Start it again when you need the GPU; your files are kept."
-               % (time.strftime("%Y-%m-%d %H:%M", time.gmtime(now)), what, int(idle["seconds"] // 60)))
+               % (time.strftime("%Y-%m-%d %H:%M", time.gmtime(now)), what, duration(idle["seconds"])))
     out = {"user": user, "at": now, "message": message}
     out.update({k: idle.get(k) for k in ("seconds", "device", "mig_profile", "workload")})
     return out
