@@ -32,6 +32,7 @@ import os
 import re
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from . import report
@@ -254,7 +255,6 @@ def _hub_request(method, path, token, api_url):
 
 def hub_stop(user, token, api_url):
     """DELETE /users/<user>/server: True when the hub stopped it or is stopping it (202/204)."""
-    import urllib.error  # pylint: disable=import-outside-toplevel
     try:
         return _hub_request("DELETE", "/users/%s/server" % urllib.request.quote(user, safe=""), token, api_url) in (202, 204)
     except urllib.error.HTTPError as e:
