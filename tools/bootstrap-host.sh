@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian 12 machine (as root) needs before `make`:
 # Debian packages and the Python virtual environment with the pinned
-# requirements. Idempotent and quick when nothing is missing.
+# requirements, at the versions of constraints.txt. Idempotent and quick when nothing is missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$root/.venv}
@@ -24,11 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp=$venv/.requirements.sha256
-want=$(sha256sum "$root/requirements.txt" | cut -d' ' -f1)
+want=$(cat "$root/requirements.txt" "$root/constraints.txt" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing Python requirements into $venv" >&2
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/requirements.txt"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/requirements.txt" -c "$root/constraints.txt"
   echo "$want" > "$stamp"
 fi
 

@@ -34,7 +34,7 @@ def test_collections_are_pinned_and_cover_galaxy_dependencies():
     tarball = 'fedgpu-platform-%s.tar.gz' % galaxy['version']
     assert [c['name'] for c in ee if c.get('type') == 'file'] == ['collections/' + tarball]
     assert load('execution-environment.yml')['additional_build_files'][0]['src'] == 'ee/' + tarball
-    # The pins are what the tests run with (the ansible package of requirements.txt).
+    # The pins are what the tests run with (the ansible package that constraints.txt pins).
     import ansible_collections  # pylint: disable=import-outside-toplevel
     for name, version in named.items():
         manifests = [os.path.join(path, *name.split('.'), 'MANIFEST.json') for path in ansible_collections.__path__]
@@ -44,18 +44,42 @@ def test_collections_are_pinned_and_cover_galaxy_dependencies():
             assert yaml.safe_load(f)['collection_info']['version'] == version, name
 
 
-def test_python_pins_are_those_installed_and_within_requirements_txt():
-    from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+def requirement_ranges():
     from packaging.requirements import Requirement  # pylint: disable=import-outside-toplevel
     with open(os.path.join(ROOT, 'requirements.txt')) as f:
-        ranges = {r.name.lower(): r for r in (Requirement(raw.split('#')[0].strip()) for raw in f if raw.split('#')[0].strip())}
-    ee = pins('ee/requirements.txt')
-    for name, pinned in ee.items():
+        return {r.name.lower(): r for r in (Requirement(raw.split('#')[0].strip()) for raw in f if raw.split('#')[0].strip())}
+
+
+def test_constraints_pin_every_requirement_within_its_range_as_installed():
+    """constraints.txt: the versions a fresh bootstrap installs, so a release upstream changes nothing untested."""
+    from importlib.metadata import PackageNotFoundError, version  # pylint: disable=import-outside-toplevel
+    from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
+    locked = {canonicalize_name(name): pinned for name, pinned in pins('constraints.txt').items()}
+    for name, requirement in requirement_ranges().items():
+        name = canonicalize_name(name)
+        assert name in locked, '%s is required by requirements.txt but not pinned in constraints.txt' % name
+        assert requirement.specifier.contains(locked[name]), (name, locked[name], str(requirement.specifier))
+    drift = {}
+    for name, pinned in locked.items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            continue
+        if installed != pinned:
+            drift[name] = (installed, pinned)
+    assert not drift, 'the tests run with other versions than constraints.txt pins (installed, pinned): %s; run make bootstrap' % drift
+
+
+def test_python_pins_are_those_of_constraints_txt():
+    from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
+    ranges = requirement_ranges()
+    locked = {canonicalize_name(name): pinned for name, pinned in pins('constraints.txt').items()}
+    for name, pinned in pins('ee/requirements.txt').items():
         assert name.lower() in ranges, '%s is pinned in ee/requirements.txt but not required by requirements.txt' % name
-        assert ranges[name.lower()].specifier.contains(pinned), (name, pinned, str(ranges[name.lower()].specifier))
-        assert version(name) == pinned, '%s: the tests run with %s, the execution environment pins %s' % (name, version(name), pinned)
+        assert locked[canonicalize_name(name)] == pinned, '%s: constraints.txt pins %s, the execution environment %s' % (
+            name, locked[canonicalize_name(name)], pinned)
     core = load('execution-environment.yml')['dependencies']['ansible_core']['package_pip']
-    assert core == 'ansible-core==' + version('ansible-core')
+    assert core == 'ansible-core==' + locked['ansible-core']
 
 
 @pytest.fixture(scope='module')
