@@ -45,18 +45,25 @@ def test_collections_are_pinned_and_cover_galaxy_dependencies():
 
 
 def requirement_ranges():
+    """requirements.txt's requirements by canonical name."""
     from packaging.requirements import Requirement  # pylint: disable=import-outside-toplevel
+    from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
     with open(os.path.join(ROOT, 'requirements.txt')) as f:
-        return {r.name.lower(): r for r in (Requirement(raw.split('#')[0].strip()) for raw in f if raw.split('#')[0].strip())}
+        return {canonicalize_name(r.name): r
+                for r in (Requirement(raw.split('#')[0].strip()) for raw in f if raw.split('#')[0].strip())}
+
+
+def locked_pins():
+    """constraints.txt's exact versions by canonical name."""
+    from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
+    return {canonicalize_name(name): pinned for name, pinned in pins('constraints.txt').items()}
 
 
 def test_constraints_pin_every_requirement_within_its_range_as_installed():
     """constraints.txt: the versions a fresh bootstrap installs, so a release upstream changes nothing untested."""
     from importlib.metadata import PackageNotFoundError, version  # pylint: disable=import-outside-toplevel
-    from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
-    locked = {canonicalize_name(name): pinned for name, pinned in pins('constraints.txt').items()}
+    locked = locked_pins()
     for name, requirement in requirement_ranges().items():
-        name = canonicalize_name(name)
         assert name in locked, '%s is required by requirements.txt but not pinned in constraints.txt' % name
         assert requirement.specifier.contains(locked[name]), (name, locked[name], str(requirement.specifier))
     drift = {}
@@ -72,12 +79,11 @@ def test_constraints_pin_every_requirement_within_its_range_as_installed():
 
 def test_python_pins_are_those_of_constraints_txt():
     from packaging.utils import canonicalize_name  # pylint: disable=import-outside-toplevel
-    ranges = requirement_ranges()
-    locked = {canonicalize_name(name): pinned for name, pinned in pins('constraints.txt').items()}
+    ranges, locked = requirement_ranges(), locked_pins()
     for name, pinned in pins('ee/requirements.txt').items():
-        assert name.lower() in ranges, '%s is pinned in ee/requirements.txt but not required by requirements.txt' % name
-        assert locked[canonicalize_name(name)] == pinned, '%s: constraints.txt pins %s, the execution environment %s' % (
-            name, locked[canonicalize_name(name)], pinned)
+        name = canonicalize_name(name)
+        assert name in ranges, '%s is pinned in ee/requirements.txt but not required by requirements.txt' % name
+        assert locked[name] == pinned, '%s: constraints.txt pins %s, the execution environment %s' % (name, locked[name], pinned)
     core = load('execution-environment.yml')['dependencies']['ansible_core']['package_pip']
     assert core == 'ansible-core==' + locked['ansible-core']
 
